@@ -1,0 +1,46 @@
+# Two commands matter: `make run` (the whole pipeline) and `make test` (ruff + pytest). Both create .venv.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+THREADS = $(shell $(BIN)/python -c "import yaml; print(yaml.safe_load(open('params.yaml'))['runtime']['threads'])")
+export DVC_NO_ANALYTICS := 1
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: venv run test lint use dry-run clean-results
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## use PARAMS=params/<preset>.yaml: make a preset the run's params.yaml (refused over uncommitted edits)
+use: venv
+ifdef PARAMS
+	@if cmp -s "$(PARAMS)" params.yaml; then echo "params.yaml already equals $(PARAMS)"; \
+	elif ! git diff --quiet -- params.yaml 2>/dev/null; then \
+	  echo "error: params.yaml has uncommitted edits; commit or revert them before switching to $(PARAMS)" >&2; exit 2; \
+	else $(BIN)/nat2 validate "$(PARAMS)" && cp "$(PARAMS)" params.yaml && echo "params.yaml <- $(PARAMS)"; fi
+endif
+
+## run: the whole pipeline on the current params.yaml (make run PARAMS=params/ci.yaml to switch preset first)
+run: use
+	$(BIN)/nat2 validate params.yaml
+	$(BIN)/snakemake --cores $(THREADS)
+	$(BIN)/dvc commit -f -q
+
+dry-run: venv
+	$(BIN)/snakemake --cores $(THREADS) --dry-run
+
+lint: venv
+	$(BIN)/ruff check nat2 tests benchmarks
+
+## test: lint + the whole test suite (the command CI runs)
+test: lint
+	$(BIN)/python -m pytest
+
+clean-results:
+	rm -rf results/* .snakemake

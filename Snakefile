@@ -1,0 +1,18 @@
+# nat2 pipeline (Snakemake). The same stage commands live in dvc.yaml; tests/test_parity.py keeps them identical.
+# Run: `snakemake --cores N` (profiles/default is picked up automatically) or `make run`.
+from snakemake.utils import min_version
+
+min_version("9.18")
+
+
+configfile: "params.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        rules.prepare_data.output.split,

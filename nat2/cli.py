@@ -1,0 +1,77 @@
+"""The ``nat2`` command: helpers around the pipeline (the stages themselves run as ``python -m nat2.stages.X``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from nat2 import __version__
+from nat2.config import iter_keys, load_params, params_hash
+from nat2.errors import EXIT_USER_ERROR, Nat2Error
+
+__all__ = ["main"]
+
+
+def _validate(args: argparse.Namespace) -> int:
+    params = load_params(args.file)
+    print(f"{args.file}: valid ({sum(1 for _ in iter_keys())} keys, params hash {params_hash(params)})")
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    import platform
+
+    params = load_params(args.params)
+    lines = [
+        f"nat2 {__version__} (python {platform.python_version()})",
+        f"params: {args.params} (hash {params_hash(params)})",
+        f"dataset: {params.data.dataset}  variant: {params.supernet.variant}  "
+        f"widths: {list(params.supernet.width_mults)}  resolutions: {list(params.supernet.resolutions)}",
+        f"objectives: {', '.join(params.search.objectives)}  seed: {params.seed}",
+    ]
+    try:
+        import torch
+
+        cuda = f"cuda: {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "cuda: not available"
+        lines.append(f"torch {torch.__version__}  {cuda}  threads: {params.runtime.threads}")
+    except ImportError:  # pragma: no cover - torch is a hard dependency
+        lines.append("torch: not installed")
+    print("\n".join(lines))
+    return 0
+
+
+def _keys(args: argparse.Namespace) -> int:
+    for path, _tp, spec in iter_keys():
+        print(f"{path:32s} {spec.doc}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``nat2`` command."""
+    parser = argparse.ArgumentParser(prog="nat2", description="NAT2 neural architecture search pipeline helpers.")
+    parser.add_argument("--version", action="version", version=f"nat2 {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("validate", help="validate a params file (exit 2 with one line on the first problem)")
+    p.add_argument("file", nargs="?", default="params.yaml")
+    p.set_defaults(func=_validate)
+    p = sub.add_parser("info", help="print the run's main settings and the software/hardware found")
+    p.add_argument("--params", default="params.yaml")
+    p.set_defaults(func=_info)
+    p = sub.add_parser("keys", help="list every params.yaml key with its meaning")
+    p.set_defaults(func=_keys)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``nat2`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except Nat2Error as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,340 @@
+"""Typed, validated run configuration loaded from ``params.yaml``.
+
+``params.yaml`` is the only place a setting lives: the dataclasses below declare the *shape* and the *allowed
+range* of every key but carry no default values, so no hyper-parameter is written twice. Loading walks the YAML
+tree against these dataclasses and fails on the first problem with ONE line that names the key path, the bad value
+and what is allowed, e.g.::
+
+    params.yaml: data.val_size = -3: must be an integer >= 0
+
+Library functions receive the frozen section objects (``Params.data``, ``Params.supernet``...), never raw dicts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nat2.errors import ConfigError
+
+__all__ = [
+    "DATASETS",
+    "OBJECTIVES",
+    "VARIANTS",
+    "DataConfig",
+    "Params",
+    "RuntimeConfig",
+    "SearchConfig",
+    "SuperNetConfig",
+    "SyntheticConfig",
+    "AugmentConfig",
+    "iter_keys",
+    "load_params",
+    "params_from_dict",
+    "params_hash",
+    "to_dict",
+]
+
+DATASETS = ("fashion_mnist", "cifar10", "cifar100", "tiny_imagenet", "imagefolder", "synthetic")
+VARIANTS = tuple(f"{e}_{b}" for e in ("se", "ee") for b in ("base", "dense", "parallel", "dense_parallel"))
+OBJECTIVES = ("error", "params", "macs", "latency")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """Allowed values of one key (the key's type comes from the dataclass annotation)."""
+
+    doc: str
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    choices: tuple[Any, ...] | None = None
+    min_len: int | None = None
+    max_len: int | None = None
+    unique: bool = False
+    sorted: bool = False
+
+
+def key(doc: str, **constraints: Any) -> Any:
+    """Declare a required key (no default: the value must come from the params file)."""
+    return field(metadata={"spec": Spec(doc=doc, **constraints)})
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Sections. Add a key here and in params.yaml (+ presets); the tests enumerate both.
+# --------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """Where and how fast the stages run (never changes results on a given device, except ``device``)."""
+
+    threads: int = key("CPU threads for torch, LightGBM and the tools' --cores", ge=1, le=512)
+    device: str = key("compute device", choices=("auto", "cpu", "cuda"))
+    channels_last: bool = key("use the channels_last memory format (2.5-10x faster on CPU)")
+
+
+@dataclass(frozen=True)
+class SyntheticConfig:
+    """The in-memory synthetic dataset used by tests and smoke runs."""
+
+    num_classes: int = key("number of classes", ge=2, le=1000)
+    image_size: int = key("side of the generated square images", ge=8, le=256)
+    train_images: int = key("images in the synthetic training set", ge=16)
+    test_images: int = key("images in the synthetic test set", ge=8)
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Training-time augmentation (applied per batch, after the per-batch resolution is drawn)."""
+
+    crop_scale_min: float = key("lower area bound of the random-resized crop (1.0 = no crop)", gt=0.0, le=1.0)
+    hflip: bool = key("random horizontal flip")
+    autoaugment: bool = key("AutoAugment with the CIFAR-10 policy (the reference's CIFAR setting)")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """The dataset, its deterministic train/validation/test split and the evaluation subsets."""
+
+    dataset: str = key("dataset name", choices=DATASETS)
+    root: str = key("folder where datasets are found or downloaded")
+    download: bool = key("allow a torchvision download into root when the data is not found")
+    image_size: int = key("side images of imagefolder datasets are resized to on load (0 = keep)", ge=0, le=1024)
+    val_size: int = key("validation images held out of the training set", ge=0)
+    train_size: int = key("training images kept after the hold-out (0 = all the rest)", ge=0)
+    test_size: int = key("test images kept (0 = all)", ge=0)
+    calib_size: int = key("fixed BN-calibration subset, drawn from the train split", ge=1)
+    calib_batch_size: int = key("batch size of BN recalibration", ge=1)
+    eval_batch_size: int = key("batch size of evaluation forwards", ge=1)
+    augment: AugmentConfig = key("training augmentation")
+    synthetic: SyntheticConfig = key("settings of the synthetic dataset")
+
+
+@dataclass(frozen=True)
+class SuperNetConfig:
+    """Which OFAv2 super-network is built, and its elastic resolution list."""
+
+    variant: str = key("OFAv2 variant: se_/ee_ (single/early exit) + base|dense|parallel|dense_parallel",
+                       choices=VARIANTS)
+    width_mults: tuple[float, ...] = key("width multipliers; each is its own super-net", min_len=1, max_len=4,
+                                   unique=True, sorted=True, ge=0.25, le=4.0)
+    resolutions: tuple[int, ...] = key("input resolutions (training samples these; search chooses among them)",
+                                 min_len=1, unique=True, sorted=True, ge=8, le=1024)
+    dropout: float = key("dropout before each classifier", ge=0.0, le=0.9)
+    bn_momentum: float = key("BatchNorm momentum", gt=0.0, le=1.0)
+    bn_eps: float = key("BatchNorm epsilon", gt=0.0, le=0.1)
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """The NAT/NAT2 search loop."""
+
+    objectives: tuple[str, ...] = key("objectives to minimise; the first is always error", min_len=2, max_len=4,
+                                unique=True, choices=OBJECTIVES)
+
+
+@dataclass(frozen=True)
+class Params:
+    """The whole run configuration: one section per pipeline concern."""
+
+    seed: int = key("root seed of every random stream", ge=0, le=2**32 - 1)
+    runtime: RuntimeConfig = key("run-time settings")
+    data: DataConfig = key("dataset and splits")
+    supernet: SuperNetConfig = key("super-network")
+    search: SearchConfig = key("search loop")
+
+    def check(self, source: str = "params.yaml") -> None:
+        """Cross-key rules that no single key can express."""
+        if self.search.objectives[0] != "error":
+            _fail("search.objectives", self.search.objectives, "must start with 'error'", source)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Validation machinery
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _fail(path: str, value: Any, allowed: str, source: str = "params.yaml") -> typing.NoReturn:
+    raise ConfigError(f"{source}: {path} = {value!r}: {allowed}")
+
+
+def _describe(tp: Any, spec: Spec) -> str:
+    origin = typing.get_origin(tp)
+    if origin is tuple:
+        item = typing.get_args(tp)[0]
+        parts = [f"must be a list of {_describe_scalar(item, spec)}"]
+        if spec.min_len is not None and spec.max_len is not None:
+            parts.append(f"with {spec.min_len} to {spec.max_len} items")
+        elif spec.min_len is not None:
+            parts.append(f"with at least {spec.min_len} item{'s' if spec.min_len > 1 else ''}")
+        if spec.unique:
+            parts.append("no duplicates")
+        if spec.sorted:
+            parts.append("in increasing order")
+        return ", ".join(parts)
+    return "must be " + _describe_scalar(tp, spec)
+
+
+def _describe_scalar(tp: Any, spec: Spec) -> str:
+    if spec.choices is not None:
+        return "one of " + ", ".join(str(c) for c in spec.choices)
+    name = {bool: "a boolean (true/false)", int: "an integer", float: "a number", str: "a string"}[tp]
+    bounds = []
+    if spec.ge is not None:
+        bounds.append(f">= {_num(spec.ge, tp)}")
+    if spec.gt is not None:
+        bounds.append(f"> {_num(spec.gt, tp)}")
+    if spec.le is not None:
+        bounds.append(f"<= {_num(spec.le, tp)}")
+    return name + (" " + " and ".join(bounds) if bounds else "")
+
+
+def _num(v: float, tp: Any) -> str:
+    return str(int(v)) if tp is int else repr(float(v))
+
+
+def _check_scalar(value: Any, tp: Any, spec: Spec) -> bool:
+    if tp is bool:
+        ok = isinstance(value, bool)
+    elif tp is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif tp is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    elif tp is str:
+        ok = isinstance(value, str)
+    else:  # pragma: no cover - a programming error in the dataclasses above
+        raise TypeError(f"unsupported config type {tp}")
+    if not ok:
+        return False
+    if spec.choices is not None and value not in spec.choices:
+        return False
+    if tp in (int, float):
+        if spec.ge is not None and not value >= spec.ge:
+            return False
+        if spec.gt is not None and not value > spec.gt:
+            return False
+        if spec.le is not None and not value <= spec.le:
+            return False
+        if tp is float and value != value:  # NaN
+            return False
+    return True
+
+
+def _convert(cls: type, raw: Any, path: str, source: str) -> Any:
+    """Validate ``raw`` against dataclass ``cls`` and build it (``path`` is the dotted key prefix)."""
+    where = path or "top level"
+    if not isinstance(raw, Mapping):
+        _fail(path or "<file>", raw, f"must be a mapping of keys ({where})", source)
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for name in raw:
+        if name not in fields:
+            full = f"{path}.{name}" if path else str(name)
+            raise ConfigError(f"{source}: {full}: unknown key; allowed keys in {where}: {', '.join(fields)}")
+    values = {}
+    for name, f in fields.items():
+        full = f"{path}.{name}" if path else name
+        if name not in raw:
+            raise ConfigError(f"{source}: {full}: missing key ({f.metadata['spec'].doc}); add it, as in the "
+                              "repository's params.yaml")
+        values[name] = _convert_value(hints[name], f.metadata["spec"], raw[name], full, source)
+    return cls(**values)
+
+
+def _convert_value(tp: Any, spec: Spec, value: Any, path: str, source: str) -> Any:
+    if dataclasses.is_dataclass(tp):
+        return _convert(tp, value, path, source)
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return _convert_value(args[0], spec, value, path, source)
+    if origin is tuple:
+        item = typing.get_args(tp)[0]
+        if not isinstance(value, list) or not all(_check_scalar(v, item, spec) for v in value):
+            _fail(path, value, _describe(tp, spec), source)
+        if spec.min_len is not None and len(value) < spec.min_len:
+            _fail(path, value, _describe(tp, spec), source)
+        if spec.max_len is not None and len(value) > spec.max_len:
+            _fail(path, value, _describe(tp, spec), source)
+        if spec.unique and len(set(value)) != len(value):
+            _fail(path, value, _describe(tp, spec), source)
+        if spec.sorted and list(value) != sorted(value):
+            _fail(path, value, _describe(tp, spec), source)
+        return tuple(item(v) for v in value)
+    if not _check_scalar(value, tp, spec):
+        _fail(path, value, _describe(tp, spec), source)
+    return tp(value)
+
+
+def params_from_dict(raw: Mapping[str, Any], source: str = "params.yaml") -> Params:
+    """Validate a parsed params mapping; raise :class:`ConfigError` with one line on the first problem."""
+    params = _convert(Params, raw, "", source)
+    params.check(source)
+    return params
+
+
+def _apply_override(raw: dict[str, Any], dotted: str, value: Any) -> None:
+    node = raw
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+
+
+def load_params(path: str | os.PathLike[str] = "params.yaml",
+                overrides: Mapping[str, Any] | None = None) -> Params:
+    """Read, override (dotted keys, for tests and experiments) and validate a params file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: file not found; run from the repository root or pass --params PATH") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{p}: not valid YAML{where}; fix the syntax") from None
+    if raw is None:
+        raw = {}
+    if overrides:
+        raw = json.loads(json.dumps(raw))  # deep copy of plain data
+        for dotted, value in overrides.items():
+            _apply_override(raw, dotted, value)
+    return params_from_dict(raw, source=str(p))
+
+
+def to_dict(obj: Any) -> Any:
+    """Plain-data (JSON/YAML-able) form of a config object."""
+    return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else obj
+
+
+def params_hash(obj: Any, length: int = 12) -> str:
+    """Content hash of a config object or plain data (sorted-key JSON), for caches and checkpoint folders."""
+    blob = json.dumps(to_dict(obj), sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(blob).hexdigest()[:length]
+
+
+def iter_keys(cls: type = Params, prefix: str = "") -> typing.Iterator[tuple[str, Any, Spec]]:
+    """Every leaf key of the schema as ``(dotted path, type, spec)``; used by tests and ``nat2 info``."""
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        path = f"{prefix}.{f.name}" if prefix else f.name
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            yield from iter_keys(tp, path)
+        else:
+            yield path, tp, f.metadata["spec"]

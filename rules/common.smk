@@ -1,0 +1,19 @@
+# Shared helpers of the rules: params validation at parse time, and code dependencies of each stage.
+import subprocess
+import sys
+
+# Validate params.yaml with the library's own loader (one-line error, nothing scheduled on failure).
+_check = subprocess.run(
+    [sys.executable, "-m", "nat2.cli", "validate", "params.yaml"], capture_output=True, text=True
+)
+if _check.returncode != 0:
+    raise WorkflowError(_check.stderr.strip())
+
+THREADS = config["runtime"]["threads"]
+
+
+def code(stage):
+    """Source files a stage runs: its CLI module and every nat2 module it imports (same list as dvc.yaml)."""
+    from nat2.deps import stage_code_deps
+
+    return stage_code_deps(stage)
