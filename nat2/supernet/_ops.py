@@ -47,7 +47,7 @@ def same_format(weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     on every call (measured 17-40x slower depthwise convolutions on 1x1 feature maps).
     """
     if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
-        n, c, h, w = weight.shape
+        c, h, w = weight.shape[1:]
         strides = (h * w * c, 1, w * c, c)
         if weight.stride() == strides:
             return weight
