@@ -10,9 +10,10 @@ configfile: "params.yaml"
 
 include: "rules/common.smk"
 include: "rules/data.smk"
+include: "rules/supernet.smk"
 
 
 rule all:
     default_target: True
     input:
-        rules.prepare_data.output.split,
+        rules.assemble_supernet.output.supernet,

@@ -47,6 +47,18 @@ def _keys(args: argparse.Namespace) -> int:
     return 0
 
 
+def _deps(args: argparse.Namespace) -> int:
+    from nat2.deps import sync_dvc_yaml
+
+    changed = sync_dvc_yaml(args.file, write=args.write)
+    if changed and not args.write:
+        print(f"{args.file}: code deps out of date for {', '.join(changed)}; run `nat2 deps --write`",
+              file=sys.stderr)
+        return 1
+    print(f"{args.file}: {'updated ' + ', '.join(changed) if changed else 'code deps up to date'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``nat2`` command."""
     parser = argparse.ArgumentParser(prog="nat2", description="NAT2 neural architecture search pipeline helpers.")
@@ -60,6 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_info)
     p = sub.add_parser("keys", help="list every params.yaml key with its meaning")
     p.set_defaults(func=_keys)
+    p = sub.add_parser("deps", help="check (or --write) the nat2/ code deps of every stage in dvc.yaml")
+    p.add_argument("file", nargs="?", default="dvc.yaml")
+    p.add_argument("--write", action="store_true", help="rewrite the out-of-date lists in place")
+    p.set_defaults(func=_deps)
     return parser
 
 

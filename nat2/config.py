@@ -32,11 +32,15 @@ __all__ = [
     "OBJECTIVES",
     "VARIANTS",
     "DataConfig",
+    "PHASES",
     "Params",
+    "PhaseConfig",
+    "PhasesConfig",
     "RuntimeConfig",
     "SearchConfig",
     "SuperNetConfig",
     "SyntheticConfig",
+    "TrainConfig",
     "AugmentConfig",
     "iter_keys",
     "load_params",
@@ -58,6 +62,7 @@ class Spec:
     ge: float | None = None
     gt: float | None = None
     le: float | None = None
+    lt: float | None = None
     choices: tuple[Any, ...] | None = None
     min_len: int | None = None
     max_len: int | None = None
@@ -131,9 +136,92 @@ class SuperNetConfig:
                                    unique=True, sorted=True, ge=0.25, le=4.0)
     resolutions: tuple[int, ...] = key("input resolutions (training samples these; search chooses among them)",
                                  min_len=1, unique=True, sorted=True, ge=8, le=1024)
+    init: str = key("initial weights: scratch, ofa:<path to an official OFA state dict>, or a nat2 checkpoint")
     dropout: float = key("dropout before each classifier", ge=0.0, le=0.9)
     bn_momentum: float = key("BatchNorm momentum", gt=0.0, le=1.0)
     bn_eps: float = key("BatchNorm epsilon", gt=0.0, le=0.1)
+
+
+PHASES = ("full", "kernel", "level_1", "level_2", "exit_1", "exit_2", "exit_3", "exit_4", "depth_1", "depth_2",
+          "expand_1", "expand_2")
+
+
+@dataclass(frozen=True)
+class PhaseConfig:
+    """One progressive-shrinking phase: its length, learning rate and the elastic values it samples from."""
+
+    epochs: int = key("epochs of the cosine schedule", ge=1)
+    warmup_epochs: int = key("extra epochs of linear warm-up before the cosine (0 = none)", ge=0)
+    lr: float = key("base learning rate (batch size train.batch_size)", gt=0.0, le=10.0)
+    subnets_per_step: int = key("subnets sampled per step, their gradients accumulated", ge=1, le=16)
+    kernel_sizes: tuple[int, ...] = key("allowed depthwise kernel sizes", min_len=1, unique=True, sorted=True,
+                                        choices=(3, 5, 7))
+    expand_ratios: tuple[int, ...] = key("allowed expand ratios", min_len=1, unique=True, sorted=True,
+                                         choices=(3, 4, 6))
+    depths: tuple[int, ...] = key("allowed stage depths", min_len=1, unique=True, sorted=True, choices=(2, 3, 4))
+    exits: tuple[int, ...] = key("allowed exits (early-exit variants)", min_len=1, unique=True, sorted=True,
+                                 choices=(1, 2, 3, 4, 5))
+    levels: tuple[int, ...] = key("allowed numbers of active parallel branches (parallel variants)", min_len=1,
+                                  unique=True, sorted=True, choices=(1, 2, 3))
+
+
+@dataclass(frozen=True)
+class PhasesConfig:
+    """Settings of every phase name (``train.lineage`` says which of them run, in which order)."""
+
+    full: PhaseConfig = key("the max static network (first teacher)")
+    kernel: PhaseConfig = key("elastic kernel size")
+    level_1: PhaseConfig = key("elastic level, step 1 (parallel variants)")
+    level_2: PhaseConfig = key("elastic level, step 2 (parallel variants)")
+    exit_1: PhaseConfig = key("elastic exit, step 1 (early-exit variants)")
+    exit_2: PhaseConfig = key("elastic exit, step 2 (early-exit variants)")
+    exit_3: PhaseConfig = key("elastic exit, step 3 (early-exit variants)")
+    exit_4: PhaseConfig = key("elastic exit, step 4 (early-exit variants)")
+    depth_1: PhaseConfig = key("elastic depth, step 1")
+    depth_2: PhaseConfig = key("elastic depth, step 2")
+    expand_1: PhaseConfig = key("elastic expand ratio, step 1")
+    expand_2: PhaseConfig = key("elastic expand ratio, step 2")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Super-net training: OFAv2 extended progressive shrinking with knowledge distillation."""
+
+    lineage: dict[str, str] = key("phase -> the phase it continues from; one chain starting at full",
+                                  choices=PHASES)
+    final: str = key("the last phase of the chain (the super-net that search uses); must match lineage",
+                     choices=PHASES)
+    batch_size: int = key("images per optimiser step (global, over all data-parallel ranks)", ge=2)
+    micro_batches: int = key("split each (rank's) batch into this many micro-batches, accumulating gradients",
+                             ge=1, le=64)
+    teacher: str = key("KD teacher: fixed (the full net) or pet (max subnet of the previous phase)",
+                       choices=("fixed", "pet"))
+    kd_ratio: float = key("weight of the distillation loss (0 = no KD)", ge=0.0, le=100.0)
+    label_smoothing: float = key("label smoothing of the cross-entropy", ge=0.0, lt=1.0)
+    momentum: float = key("SGD (Nesterov) momentum", ge=0.0, lt=1.0)
+    weight_decay: float = key("weight decay (not applied to BatchNorm and biases)", ge=0.0, le=1.0)
+    grad_clip: float = key("clip the accumulated gradient norm before each step (0 = off)", ge=0.0)
+    exit_weights: tuple[float, ...] = key("weights of exits 1..5 in the AEP loss and the ENS-KD teacher",
+                                          min_len=5, max_len=5, ge=0.0)
+    val_subnets: int = key("min/max corner subnets validated after each phase (sampled when more exist)", ge=1)
+    validate_every_epochs: int = key("also validate every N epochs inside a phase (0 = only at its end)", ge=0)
+    checkpoint_every_steps: int = key("in-phase checkpoint every N optimiser steps (0 = off)", ge=0)
+    checkpoint_minutes: float = key("in-phase checkpoint at least this often, in minutes (0 = off)", ge=0.0)
+    amp: bool = key("mixed precision on CUDA (ignored on CPU)")
+    schedule: PhasesConfig = key("per-phase settings")
+
+    @property
+    def phases(self) -> tuple[str, ...]:
+        """The phases to run, in order: ``full``, then the chain that ``lineage`` describes."""
+        after = {prev: name for name, prev in self.lineage.items()}
+        order = ["full"]
+        while order[-1] in after and len(order) <= len(self.lineage):
+            order.append(after[order[-1]])
+        return tuple(order)
+
+    def previous(self, phase: str) -> str | None:
+        """The phase ``phase`` continues from (None for the first)."""
+        return self.lineage.get(phase)
 
 
 @dataclass(frozen=True)
@@ -152,12 +240,26 @@ class Params:
     runtime: RuntimeConfig = key("run-time settings")
     data: DataConfig = key("dataset and splits")
     supernet: SuperNetConfig = key("super-network")
+    train: TrainConfig = key("super-net training")
     search: SearchConfig = key("search loop")
 
     def check(self, source: str = "params.yaml") -> None:
         """Cross-key rules that no single key can express."""
         if self.search.objectives[0] != "error":
             _fail("search.objectives", self.search.objectives, "must start with 'error'", source)
+        if not (self.supernet.init in ("scratch",) or self.supernet.init.startswith("ofa:")
+                or self.supernet.init.endswith((".pt", ".pth", ".tar"))):
+            _fail("supernet.init", self.supernet.init, "must be scratch, ofa:<path>, or a checkpoint path "
+                  "(.pt/.pth/.tar)", source)
+        if self.train.batch_size % self.train.micro_batches:
+            _fail("train.micro_batches", self.train.micro_batches,
+                  f"must divide train.batch_size ({self.train.batch_size})", source)
+        from nat2.schedule import check_schedule  # the rules live with the phase definitions
+
+        problem = check_schedule(self.train, self.supernet.variant)
+        if problem is not None:
+            path, value, allowed = problem
+            _fail(path, value, allowed, source)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -171,6 +273,8 @@ def _fail(path: str, value: Any, allowed: str, source: str = "params.yaml") -> t
 
 def _describe(tp: Any, spec: Spec) -> str:
     origin = typing.get_origin(tp)
+    if origin is dict:
+        return f"must be a mapping of {_describe_scalar(str, spec)} to {_describe_scalar(str, spec)}"
     if origin is tuple:
         item = typing.get_args(tp)[0]
         parts = [f"must be a list of {_describe_scalar(item, spec)}"]
@@ -197,6 +301,8 @@ def _describe_scalar(tp: Any, spec: Spec) -> str:
         bounds.append(f"> {_num(spec.gt, tp)}")
     if spec.le is not None:
         bounds.append(f"<= {_num(spec.le, tp)}")
+    if spec.lt is not None:
+        bounds.append(f"< {_num(spec.lt, tp)}")
     return name + (" " + " and ".join(bounds) if bounds else "")
 
 
@@ -225,6 +331,8 @@ def _check_scalar(value: Any, tp: Any, spec: Spec) -> bool:
         if spec.gt is not None and not value > spec.gt:
             return False
         if spec.le is not None and not value <= spec.le:
+            return False
+        if spec.lt is not None and not value < spec.lt:
             return False
         if tp is float and value != value:  # NaN
             return False
@@ -261,6 +369,12 @@ def _convert_value(tp: Any, spec: Spec, value: Any, path: str, source: str) -> A
         if value is None:
             return None
         return _convert_value(args[0], spec, value, path, source)
+    if origin is dict:
+        ok = isinstance(value, Mapping) and all(
+            _check_scalar(k, str, spec) and _check_scalar(v, str, spec) for k, v in value.items())
+        if not ok:
+            _fail(path, value, _describe(tp, spec), source)
+        return dict(value)
     if origin is tuple:
         item = typing.get_args(tp)[0]
         if not isinstance(value, list) or not all(_check_scalar(v, item, spec) for v in value):

@@ -8,9 +8,10 @@ is read statically (``ast``), so nothing is imported and the answer does not dep
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
-__all__ = ["module_file", "stage_code_deps"]
+__all__ = ["module_file", "stage_code_deps", "sync_dvc_yaml"]
 
 _ROOT = Path(__file__).resolve().parent.parent
 
@@ -65,3 +66,48 @@ def stage_code_deps(stage: str, root: Path = _ROOT) -> list[str]:
         todo.extend(".".join(parts[:i]) for i in range(1, len(parts)))
         todo.extend(_imports(path, mod))
     return sorted(str(p.relative_to(root)) for p in files)
+
+
+_CMD = re.compile(r"python -m nat2\.stages\.(\w+)")
+
+
+def sync_dvc_yaml(path: str | Path = "dvc.yaml", write: bool = False, root: Path = _ROOT) -> list[str]:
+    """Make the ``nat2/`` entries of every stage's ``deps`` equal :func:`stage_code_deps` of its command.
+
+    dvc.yaml cannot compute lists, so the code dependencies are written out; this keeps them true after an
+    import changes (``nat2 deps --write``). Other deps, comments and layout are kept. Returns the names of the
+    stages whose list was (or, without ``write``, would be) changed.
+    """
+    p = Path(path)
+    lines = p.read_text(encoding="utf-8").splitlines()
+    out: list[str] = []
+    changed: list[str] = []
+    stage: str | None = None
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        m = _CMD.search(line)
+        if m:
+            stage = m.group(1)
+        if line.strip() == "deps:" and stage is not None:
+            out.append(line)
+            i += 1
+            block = []
+            while i < len(lines) and lines[i].lstrip().startswith("- "):
+                block.append(lines[i])
+                i += 1
+            indent = block[0][: len(block[0]) - len(block[0].lstrip())] if block else " " * (len(line) - 4)
+            others = [b for b in block if not b.strip()[2:].startswith("nat2/")]
+            code = [f"{indent}- {d}" for d in stage_code_deps(stage, root)]
+            new = others + code
+            if new != block:
+                changed.append(stage)
+            out.extend(new)
+            continue
+        out.append(line)
+        i += 1
+    if write and changed:
+        from nat2.io import write_text
+
+        write_text(p, "\n".join(out) + "\n")
+    return changed

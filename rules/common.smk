@@ -10,6 +10,13 @@ if _check.returncode != 0:
     raise WorkflowError(_check.stderr.strip())
 
 THREADS = config["runtime"]["threads"]
+LINEAGE = config["train"]["lineage"]  # phase -> phase it continues from (validated above)
+FINAL_PHASE = config["train"]["final"]
+
+
+def previous_phase(wildcards):
+    """Checkpoint of the phase that ``wildcards.phase`` continues from."""
+    return f"results/supernet/{LINEAGE[wildcards.phase]}.pt"
 
 
 def code(stage):

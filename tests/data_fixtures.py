@@ -6,8 +6,8 @@ import pickle
 from pathlib import Path
 from typing import Any
 
+import helpers
 import numpy as np
-import yaml
 from PIL import Image
 
 from nat2.config import Params, load_params
@@ -17,22 +17,18 @@ __all__ = ["REPO", "make_cifar", "make_imagefolder", "make_tiny_imagenet", "para
 REPO = Path(__file__).resolve().parents[1]
 
 
+#: the tests size their data themselves: keep every image unless they say otherwise
+DATA_BASE = {"data.train_size": 0, "data.test_size": 0}
+
+
 def params(**overrides: Any) -> Params:
     """The repository's params.yaml with dotted-key overrides (``data__val_size=10`` style is not used)."""
-    return load_params(REPO / "params.yaml", overrides=overrides)
+    return load_params(REPO / "params.yaml", overrides={**DATA_BASE, **overrides})
 
 
 def write_params(path: Path, overrides: dict[str, Any]) -> Path:
     """A complete params file: the repository's, with dotted-key overrides applied."""
-    raw = yaml.safe_load((REPO / "params.yaml").read_text())
-    for dotted, value in overrides.items():
-        node = raw
-        *parents, last = dotted.split(".")
-        for key in parents:
-            node = node[key]
-        node[last] = value
-    path.write_text(yaml.safe_dump(raw))
-    return path
+    return helpers.write_params(path, {**DATA_BASE, **overrides})
 
 
 def _images(rng: np.random.Generator, n: int, labels: np.ndarray) -> np.ndarray:

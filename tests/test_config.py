@@ -20,13 +20,15 @@ KEYS = list(iter_keys())
 
 
 def _wrong_type(tp: typing.Any) -> typing.Any:
-    if typing.get_origin(tp) is tuple:
-        return 5  # a scalar where a list belongs
+    if typing.get_origin(tp) in (tuple, dict):
+        return 5  # a scalar where a list or mapping belongs
     return {bool: "maybe", int: "abc", float: "abc", str: 123}[tp]
 
 
 def _out_of_range(tp: typing.Any, spec: typing.Any) -> list[typing.Any]:
     """Values that have the right type but break the key's constraints."""
+    if typing.get_origin(tp) is dict:
+        return [{"zzz_not_allowed": "full"}, {"kernel": "zzz_not_allowed"}]
     is_list = typing.get_origin(tp) is tuple
     item = typing.get_args(tp)[0] if is_list else tp
     bad: list[typing.Any] = []
@@ -120,8 +122,10 @@ def test_invalid_yaml_and_missing_file(tmp_path: Path) -> None:
 def test_presets_validate_and_share_the_key_set(preset: Path) -> None:
     load_params(preset)
 
-    def shape(node: typing.Any) -> typing.Any:
-        return {k: shape(v) for k, v in node.items()} if isinstance(node, dict) else None
+    def shape(node: typing.Any, path: str = "") -> typing.Any:
+        if not isinstance(node, dict) or path == "train.lineage":  # a mapping-valued key is one leaf
+            return None
+        return {k: shape(v, f"{path}.{k}" if path else k) for k, v in node.items()}
 
     assert shape(yaml.safe_load(preset.read_text())) == shape(yaml.safe_load(PARAMS.read_text()))
 

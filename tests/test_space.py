@@ -107,7 +107,7 @@ def test_bounds(variant, n_var, n_codes):
 
 
 def test_from_config():
-    cfg = SuperNetConfig(variant="ee_dense", width_mults=(1.0,), resolutions=(24, 28, 32), dropout=0.1,
+    cfg = SuperNetConfig(variant="ee_dense", width_mults=(1.0,), resolutions=(24, 28, 32), init="scratch", dropout=0.1,
                          bn_momentum=0.1, bn_eps=1e-5)
     sp = SearchSpace.from_config(cfg)
     assert sp == SearchSpace(Variant("ee_dense"), (24, 28, 32), (1.0,)) and sp.n_var == 23

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from nat2.space.arch import Arch
 from nat2.space.codes import canonical_codes, layer_choice, layer_code, n_layer_codes
+from nat2.space.elastic import LEVEL_MASKS, ElasticChoices
 from nat2.space.encoding import ENCODINGS, POLICIES, REPAIR_MODES, SearchSpace
 from nat2.space.macro import (
     BRANCH_CONV1X1,
@@ -54,6 +55,8 @@ __all__ = [
     "BRANCH_TRANSFORM",
     "DEPTHS",
     "ENCODINGS",
+    "ElasticChoices",
+    "LEVEL_MASKS",
     "EXIT_EXPAND_MULT",
     "EXIT_MIX_MULT",
     "EXPAND_RATIOS",

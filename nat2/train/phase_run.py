@@ -1,0 +1,239 @@
+"""Set up and run one training phase for one width, and write its outputs (what ``train_supernet`` calls).
+
+Outputs of ``--out results/supernet/kernel.pt``: the phase checkpoint itself (for every width: weights,
+optimiser state, epoch/step, RNG state, validation; plus the run hash), ``kernel.metrics.csv`` (one row per width
+and epoch, for DVC plots) and ``kernel.manifest.json``. In-phase checkpoints live in
+``results/.partial/train_supernet/<phase>-<hash>/``, outside every declared pipeline output, so neither Snakemake
+nor DVC deletes them before a rerun resumes.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import logging
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nat2.checkpoint import load_checkpoint, save_checkpoint
+from nat2.config import PHASES, Params, params_hash, to_dict
+from nat2.data import EvalSet, TrainLoader, load_source, read_split
+from nat2.errors import Nat2Error
+from nat2.io import write_text
+from nat2.manifest import write_manifest
+from nat2.runtime import memory_format, setup_torch
+from nat2.seeds import torch_generator
+from nat2.space import ElasticChoices, SearchSpace
+from nat2.supernet import SuperNet, load_ofa_state_dict, recalibrate_bn
+from nat2.train.distributed import broadcast_model, init_distributed
+from nat2.train.progressive import train_phase
+
+__all__ = ["PhaseInputs", "build_width_net", "load_phase_weights", "read_phase", "run_phase", "width_key"]
+
+log = logging.getLogger(__name__)
+
+CSV_COLUMNS = ("phase", "width", "epoch", "lr", "train_loss", "train_top1", "val_top1")
+
+
+@dataclass(frozen=True)
+class PhaseInputs:
+    """Everything one ``train_supernet`` invocation needs (paths come from the pipeline)."""
+
+    params: Params
+    phase: str
+    split: Path
+    out: Path
+    init: Path | None = None
+    full: Path | None = None
+    partial_root: Path = Path("results/.partial/train_supernet")
+    progress: bool | None = None
+
+
+def _file_digest(path: Path | None) -> str:
+    if path is None:
+        return "-"
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def width_key(width: float) -> str:
+    """Key of a width in checkpoints and folder names (``w100`` for 1.0)."""
+    return f"w{round(float(width) * 100):03d}"
+
+
+def build_width_net(params: Params, space: SearchSpace, width: float, num_classes: int) -> SuperNet:
+    """A freshly initialised super-net of one width (seeded from params, one stream per width)."""
+    sn = params.supernet
+    gen = torch_generator(params.seed, "train_supernet", 0, space.width_mults.index(width))
+    return SuperNet(space.variant, width, num_classes, sn.dropout, sn.bn_momentum, sn.bn_eps, generator=gen)
+
+
+def read_phase(path: Path, space: SearchSpace, num_classes: int | None = None,
+               expect_phase: str | None = None) -> dict[str, Any]:
+    """Read a phase checkpoint after checking it fits this run (variant, widths, classes, phase)."""
+    data = load_checkpoint(path, "phase", "rerun the training phase that writes it")
+    if data["variant"] != space.variant.name:
+        raise Nat2Error(f"{path} holds a {data['variant']} super-net, not {space.variant.name}; retrain it")
+    missing = [width_key(w) for w in space.width_mults if width_key(w) not in data["widths"]]
+    if missing:
+        raise Nat2Error(f"{path} has no weights for width(s) {', '.join(missing)} of supernet.width_mults; retrain it")
+    if expect_phase is not None and data["phase"] != expect_phase:
+        raise Nat2Error(f"{path} is the {data['phase']!r} phase, but {expect_phase!r} is needed here; "
+                        "check train.lineage and the --init/--full paths")
+    if num_classes is not None and data["num_classes"] != num_classes:
+        raise Nat2Error(f"{path} has {data['num_classes']} classes, the dataset {num_classes}; retrain it")
+    return data
+
+
+def load_phase_weights(net: SuperNet, path: Path, expect_phase: str | None = None) -> dict[str, Any]:
+    """Load the weights of ``net``'s width from a phase checkpoint (checked as :func:`read_phase` does)."""
+    data = load_checkpoint(path, "phase", "rerun the training phase that writes it")
+    if data["variant"] != net.variant.name or width_key(net.width_mult) not in data["widths"]:
+        raise Nat2Error(f"{path} has no {net.variant.name} w{net.width_mult} super-net; pass the checkpoint of "
+                        "this variant and width")
+    if expect_phase is not None and data["phase"] != expect_phase:
+        raise Nat2Error(f"{path} is the {data['phase']!r} phase, but {expect_phase!r} is needed here; "
+                        "check train.lineage and the --init/--full paths")
+    if data["num_classes"] != net.num_classes:
+        raise Nat2Error(f"{path} has {data['num_classes']} classes, the dataset {net.num_classes}; retrain it")
+    net.load_state_dict(data["widths"][width_key(net.width_mult)]["model"])
+    return data
+
+
+def _init_weights(net: SuperNet, init: str) -> None:
+    """Apply ``supernet.init`` to the first phase's network."""
+    if init == "scratch":
+        return
+    if init.startswith("ofa:"):
+        report = load_ofa_state_dict(net, init.removeprefix("ofa:"))
+        log.info("%s", report.summary())
+        return
+    data = load_phase_weights(net, Path(init))
+    log.info("initialised from %s (%s phase)", init, data["phase"])
+
+
+def _teacher(params: Params, phase: str, width: float, source_path: Path, space: SearchSpace, num_classes: int,
+             calib: EvalSet, fmt: torch.memory_format, device: torch.device) -> SuperNet:
+    """The KD teacher: the previous phase's (pet) or the full phase's (fixed) max network, BN recalibrated."""
+    prev = params.train.previous(phase)
+    teacher = build_width_net(params, space, width, num_classes).eval()
+    load_phase_weights(teacher, source_path, prev if params.train.teacher == "pet" else params.train.phases[0])
+    teacher = teacher.to(device=device, memory_format=fmt)
+    src_phase = prev if params.train.teacher == "pet" else params.train.phases[0]
+    teacher.set_active(ElasticChoices.from_phase(getattr(params.train.schedule, src_phase), space).max_arch(
+        space, width, max(space.resolutions)))
+    # recalibrated on the calibration images at every resolution the teacher will see
+    batches = [x for r in space.resolutions for x, _ in calib.batches(r, params.data.calib_batch_size)]
+    recalibrate_bn(teacher, batches, forward="forward_all_exits" if space.variant.early_exit else "forward")
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher
+
+
+def _metrics_csv(rows: list[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if row[k] is None else f"{row[k]:.6g}" if isinstance(row[k], float) else row[k])
+                         for k in CSV_COLUMNS})
+    return buf.getvalue()
+
+
+def run_phase(inputs: PhaseInputs) -> None:
+    """Train one phase for every width (one chain per width) and write the phase checkpoint, CSV and manifest.
+
+    Each width is trained on its own, with its own optimiser; a finished width is parked in the partial folder,
+    so a rerun after a kill skips it and resumes the width that was in progress.
+    """
+    params, phase = inputs.params, inputs.phase
+    train = params.train
+    if phase not in train.phases:
+        raise Nat2Error(f"phase {phase!r} is not in the train.lineage chain {list(train.phases)}; add it or pick "
+                        "another phase")
+    space = SearchSpace.from_config(params.supernet)
+    first = phase == train.phases[0]
+    if not first and inputs.init is None:
+        raise Nat2Error(f"phase {phase} continues {train.previous(phase)}: pass --init <its checkpoint>")
+    teacher_src = None
+    if not first and train.kd_ratio > 0:
+        teacher_src = inputs.init if train.teacher == "pet" else inputs.full
+        if teacher_src is None:
+            raise Nat2Error(f"train.teacher = fixed: pass --full <the {train.phases[0]} phase checkpoint>")
+    device = setup_torch(params.runtime)
+    dist = init_distributed(device)
+    fmt = memory_format(params.runtime)
+    source = load_source(params.data, params.seed, threads=params.runtime.threads)
+    split = read_split(inputs.split)
+    split.check_source(source)
+    if inputs.init is not None:
+        read_phase(inputs.init, space, source.num_classes, train.previous(phase))
+    calib = EvalSet(source, split, "calib", device=device, memory_format=fmt, augment=params.data.augment,
+                    seed=params.seed)
+    val = EvalSet(source, split, "val", device=device, memory_format=fmt)
+    run_hash = params_hash({"seed": params.seed, "data": to_dict(params.data), "supernet": to_dict(params.supernet),
+                            "train": to_dict(train), "phase": phase, "init": _file_digest(inputs.init),
+                            "teacher": _file_digest(teacher_src), "world_size": dist.world_size}, length=16)
+    partial = inputs.partial_root / f"{phase}-{run_hash}"
+    widths: dict[str, Any] = {}
+    history: list[dict[str, Any]] = []
+    for width in space.width_mults:
+        wkey = width_key(width)
+        done = partial / f"{wkey}.done.pt"
+        if done.is_file():
+            widths[wkey] = load_checkpoint(done, "phase-width", "delete the partial folder to restart the phase")
+            log.info("%s %s: already trained (partial folder), skipping", phase, wkey)
+        else:
+            widths[wkey] = _train_width(params, phase, width, space, source, split, calib, val, inputs, teacher_src,
+                                        device, dist, fmt, run_hash, partial / wkey)
+            if dist.is_main:
+                save_checkpoint(done, "phase-width", widths[wkey])
+        history += [{**row, "width": width} for row in widths[wkey]["state"]["history"]]
+    if not dist.is_main:
+        return
+    out = inputs.out
+    save_checkpoint(out, "phase", {"variant": space.variant.name, "num_classes": source.num_classes,
+                                   "phase": phase, "run_hash": run_hash, "widths": widths})
+    write_text(out.with_name(f"{out.stem}.metrics.csv"), _metrics_csv(history))
+    write_manifest(out.with_name(f"{out.stem}.manifest.json"), "train_supernet", params, str(device), extra={
+        "phase": phase, "run_hash": run_hash, "world_size": dist.world_size, "validation": {
+            k: {m: v for m, v in w["validation"].items() if m != "subnets"} for k, w in widths.items()}})
+    shutil.rmtree(partial, ignore_errors=True)
+
+
+def _train_width(params: Params, phase: str, width: float, space: SearchSpace, source: Any, split: Any,
+                 calib: EvalSet, val: EvalSet, inputs: PhaseInputs, teacher_src: Path | None,
+                 device: torch.device, dist: Any, fmt: torch.memory_format, run_hash: str,
+                 partial: Path) -> dict[str, Any]:
+    train = params.train
+    net = build_width_net(params, space, width, source.num_classes)
+    if phase == train.phases[0]:
+        _init_weights(net, params.supernet.init)
+    else:
+        load_phase_weights(net, inputs.init, train.previous(phase))
+    if phase.startswith("expand_"):
+        net.reorder_channels(int(phase.split("_")[1]) - 1)  # OFA: sort before each elastic-expand phase
+    net = net.to(device=device, memory_format=fmt)
+    broadcast_model(net, dist)
+    teacher = None
+    if teacher_src is not None:
+        teacher = _teacher(params, phase, width, teacher_src, space, source.num_classes, calib, fmt, device)
+    loader = TrainLoader(source, split, batch_size=train.batch_size, resolutions=space.resolutions,
+                         augment=params.data.augment, seed=params.seed, stage="train_supernet",
+                         iteration=PHASES.index(phase), device=device, memory_format=fmt, rank=dist.rank,
+                         world_size=dist.world_size)
+    result = train_phase(net, space, phase, train, loader, teacher=teacher, calib=calib, val=val,
+                         seed=params.seed, calib_batch_size=params.data.calib_batch_size,
+                         eval_batch_size=params.data.eval_batch_size, device=device, memory_format=fmt,
+                         partial_dir=partial, run_hash=run_hash, dist=dist, progress=inputs.progress)
+    return {"width_mult": width, "model": {k: v.cpu() for k, v in net.state_dict().items()},
+            "optimizer": result.optimizer_state, "state": asdict(result.state), "torch_rng": result.torch_rng,
+            "validation": result.validation}

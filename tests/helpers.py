@@ -1,0 +1,56 @@
+"""Helpers shared by tests: params files with overrides, and small runs of the training stage."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nat2.config import load_params
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def params_dict(base: str = "params.yaml", overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    raw = yaml.safe_load((ROOT / base).read_text())
+    for dotted, value in (overrides or {}).items():
+        node = raw
+        *parents, last = dotted.split(".")
+        for part in parents:
+            node = node[part]
+        node[last] = value
+    return json.loads(json.dumps(raw))
+
+
+def write_params(path: Path, overrides: dict[str, Any] | None = None, base: str = "params.yaml") -> Path:
+    """Write a validated params file: ``base`` with dotted-key overrides."""
+    path.write_text(yaml.safe_dump(params_dict(base, overrides), sort_keys=False))
+    load_params(path)  # fail early, with the one-line message, if the overrides are invalid
+    return path
+
+
+#: a tiny synthetic run: 256 training images of 32 px, 8 steps of 32 per epoch
+SYNTHETIC = {
+    "data.dataset": "synthetic",
+    "data.val_size": 32,
+    "data.train_size": 0,
+    "data.test_size": 0,
+    "data.calib_size": 64,
+    "data.calib_batch_size": 64,
+    "data.eval_batch_size": 64,
+    "data.synthetic.train_images": 288,
+    "data.synthetic.test_images": 64,
+    "data.synthetic.image_size": 32,
+    "supernet.resolutions": [24, 32],
+    "train.batch_size": 32,
+    "train.lineage": {"kernel": "full"},
+    "train.final": "kernel",
+    "train.val_subnets": 2,
+    "train.checkpoint_every_steps": 0,
+    "train.checkpoint_minutes": 0.0,
+    "train.schedule.full.epochs": 1,
+    "train.schedule.kernel.epochs": 2,
+    "train.schedule.kernel.subnets_per_step": 2,
+}
