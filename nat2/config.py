@@ -136,14 +136,15 @@ class SuperNetConfig:
                                    unique=True, sorted=True, ge=0.25, le=4.0)
     resolutions: tuple[int, ...] = key("input resolutions (training samples these; search chooses among them)",
                                  min_len=1, unique=True, sorted=True, ge=8, le=1024)
-    init: str = key("initial weights: scratch, ofa:<path to an official OFA state dict>, or a nat2 checkpoint")
+    init: str = key("initial weights: scratch, ofa:<path to an official OFA state dict; {w} = width>, or a nat2 "
+                    "phase checkpoint")
     dropout: float = key("dropout before each classifier", ge=0.0, le=0.9)
     bn_momentum: float = key("BatchNorm momentum", gt=0.0, le=1.0)
     bn_eps: float = key("BatchNorm epsilon", gt=0.0, le=0.1)
 
 
 PHASES = ("full", "kernel", "level_1", "level_2", "exit_1", "exit_2", "exit_3", "exit_4", "depth_1", "depth_2",
-          "expand_1", "expand_2")
+          "expand_1", "expand_2", "warmup")
 
 
 @dataclass(frozen=True)
@@ -181,6 +182,7 @@ class PhasesConfig:
     depth_2: PhaseConfig = key("elastic depth, step 2")
     expand_1: PhaseConfig = key("elastic expand ratio, step 1")
     expand_2: PhaseConfig = key("elastic expand ratio, step 2")
+    warmup: PhaseConfig = key("NAT2 transfer warm-up: every dimension open, KD from the widest max net")
 
 
 @dataclass(frozen=True)
@@ -194,8 +196,8 @@ class TrainConfig:
     batch_size: int = key("images per optimiser step (global, over all data-parallel ranks)", ge=2)
     micro_batches: int = key("split each (rank's) batch into this many micro-batches, accumulating gradients",
                              ge=1, le=64)
-    teacher: str = key("KD teacher: fixed (the full net) or pet (max subnet of the previous phase)",
-                       choices=("fixed", "pet"))
+    teacher: str = key("KD teacher: fixed (the full net), pet (max subnet of the previous phase) or widest "
+                       "(the full phase's widest max net, NAT2's transfer warm-up)", choices=("fixed", "pet", "widest"))
     kd_ratio: float = key("weight of the distillation loss (0 = no KD)", ge=0.0, le=100.0)
     label_smoothing: float = key("label smoothing of the cross-entropy", ge=0.0, lt=1.0)
     momentum: float = key("SGD (Nesterov) momentum", ge=0.0, lt=1.0)

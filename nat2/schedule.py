@@ -2,8 +2,10 @@
 
 OFAv2's extended progressive shrinking (shared/design/method.md §2.1) trains the max network first, then opens one
 elastic dimension at a time: kernel size, parallel levels (parallel variants), exits (early-exit variants), depth,
-expand ratio. A dimension that has not been opened yet is held at its maximum. This module is pure Python so that
-``params.yaml`` validation can check a schedule without importing torch.
+expand ratio. A dimension that has not been opened yet is held at its maximum. NAT2's transfer warm-up (§3.1) is the
+chain ``full -> warmup``: fine-tune each width's max network from pre-trained weights, then train the whole
+super-net (every dimension open) with KD from the widest max network (``train.teacher: widest``). This module is
+pure Python so that ``params.yaml`` validation can check a schedule without importing torch.
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ __all__ = ["DIMENSIONS", "PHASE_DIMENSION", "applies", "check_schedule", "phase_
 DIMENSIONS = {"kernel": "kernel_sizes", "level": "levels", "exit": "exits", "depth": "depths",
               "expand": "expand_ratios"}
 #: phase name -> the dimension it opens (None for the static max network)
-PHASE_DIMENSION = {name: (None if name == "full" else name.split("_")[0]) for name in
+PHASE_DIMENSION = {name: (None if name in ("full", "warmup") else name.split("_")[0]) for name in
                    ("full", "kernel", "level_1", "level_2", "exit_1", "exit_2", "exit_3", "exit_4", "depth_1",
-                    "depth_2", "expand_1", "expand_2")}
+                    "depth_2", "expand_1", "expand_2", "warmup")}
 _MAX = {"kernel_sizes": 7, "expand_ratios": 6, "depths": 4, "exits": 5, "levels": 3}
 
 

@@ -275,3 +275,56 @@ def test_data_parallel_equals_accumulated_half_batches(synthetic_full: tuple[Pat
         torch.testing.assert_close(ca["model"][k], cb["model"][k], rtol=1e-5, atol=1e-5, msg=k)
     start = load_checkpoint(full, "phase")["widths"]["w100"]["model"]
     assert any(not torch.equal(ca["model"][k], start[k]) for k in names)
+
+
+@pytest.mark.slow
+def test_transfer_warmup_chain_from_ofa_weights(tmp_path: Path) -> None:
+    """init: ofa:<path with {w}> for two widths, full -> warmup, KD from the widest max net."""
+    ofa_nets = pytest.importorskip("ofa.imagenet_classification.elastic_nn.networks")
+    torch.manual_seed(0)  # the ofa package initialises from the global RNG
+    for w in (1.0, 1.2):
+        ofa = ofa_nets.OFAMobileNetV3(n_classes=1000, ks_list=[3, 5, 7], expand_ratio_list=[3, 4, 6],
+                                      depth_list=[2, 3, 4], width_mult=w)
+        torch.save({"state_dict": ofa.state_dict()}, tmp_path / f"ofa_w{w:.1f}.pth")
+    overrides = {**SYNTHETIC, "supernet.width_mults": [1.0, 1.2], "supernet.variant": "ee_base",
+                 "supernet.init": f"ofa:{tmp_path}/ofa_w{{w}}.pth", "train.lineage": {"warmup": "full"},
+                 "train.final": "warmup", "train.teacher": "widest", "train.schedule.warmup.epochs": 1,
+                 "data.synthetic.train_images": 96}
+    params = write_params(tmp_path / "p.yaml", overrides)
+    split = tmp_path / "split.parquet"
+    assert prepare_data.main(["--params", str(params), "--out", str(split)]) == 0
+    full, warm = tmp_path / "full.pt", tmp_path / "warmup.pt"
+    assert train_supernet.main(stage_cmd(params, "full", full, split, tmp_path / "p")[2:]) == 0
+    assert train_supernet.main(stage_cmd(params, "warmup", warm, split, tmp_path / "p", full)[2:]) == 0
+    data = load_checkpoint(warm, "phase")
+    assert set(data["widths"]) == {"w100", "w120"}
+    assert (tmp_path / "warmup.metrics.csv").read_text().count("\nwarmup,") == 2  # one epoch row per width
+
+    from nat2.checkpoint import load_supernet
+    from nat2.stages import assemble_supernet
+
+    out = tmp_path / "supernet.pt"
+    assert assemble_supernet.main(["--params", str(params), "--phase-ckpt", str(warm), "--out", str(out)]) == 0
+    p = load_params(params)
+    nets, meta = load_supernet(out, SearchSpace.from_config(p.supernet), num_classes=10)
+    assert meta["content_hash"] == nets.content_hash() and meta["phases"] == ["full", "warmup"]
+    assert assemble_supernet.main(["--params", str(params), "--phase-ckpt", str(full), "--out",
+                                   str(tmp_path / "x.pt")]) == 2  # not train.final
+    assert not (tmp_path / "x.pt").exists()
+
+
+def test_init_from_ofa_loads_the_body_and_keeps_a_fresh_classifier(tmp_path: Path) -> None:
+    from nat2.train.phase_run import _init_weights
+
+    ofa_nets = pytest.importorskip("ofa.imagenet_classification.elastic_nn.networks")
+    torch.manual_seed(0)
+    ofa = ofa_nets.OFAMobileNetV3(n_classes=1000, ks_list=[3, 5, 7], expand_ratio_list=[3, 4, 6],
+                                  depth_list=[2, 3, 4], width_mult=1.0)
+    torch.save(ofa.state_dict(), tmp_path / "ofa_w1.0.pth")
+    p = load_params(ROOT / "params.yaml")
+    net = build_width_net(p, SearchSpace.from_config(p.supernet), 1.0, 10)
+    fresh = net.heads["5"].classifier.weight.clone()
+    _init_weights(net, f"ofa:{tmp_path}/ofa_w{{w}}.pth")
+    torch.testing.assert_close(net.stages[4].layers[3].mbconv.dw_conv.weight,
+                               ofa.state_dict()["blocks.20.conv.depth_conv.conv.conv.weight"])
+    assert torch.equal(net.heads["5"].classifier.weight, fresh)

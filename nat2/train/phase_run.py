@@ -109,25 +109,44 @@ def load_phase_weights(net: SuperNet, path: Path, expect_phase: str | None = Non
 
 
 def _init_weights(net: SuperNet, init: str) -> None:
-    """Apply ``supernet.init`` to the first phase's network."""
+    """Apply ``supernet.init`` to the first phase's network (``{w}`` in a path is the width, e.g. 1.0).
+
+    Pre-trained weights for another class count (Tiny ImageNet's 200, ImageNet's 1000) load everything but the
+    classifiers, which keep their fresh initialisation for the target dataset.
+    """
     if init == "scratch":
         return
+    path = init.removeprefix("ofa:").replace("{w}", f"{net.width_mult:.1f}")
     if init.startswith("ofa:"):
-        report = load_ofa_state_dict(net, init.removeprefix("ofa:"))
-        log.info("%s", report.summary())
+        report = load_ofa_state_dict(net, path)
+        log.info("w%s: %s", net.width_mult, report.summary())
         return
-    data = load_phase_weights(net, Path(init))
-    log.info("initialised from %s (%s phase)", init, data["phase"])
+    data = load_checkpoint(path, "phase", "fix supernet.init")
+    wkey = width_key(net.width_mult)
+    if data["variant"] != net.variant.name or wkey not in data["widths"]:
+        raise Nat2Error(f"supernet.init {path} has no {net.variant.name} w{net.width_mult} super-net; use a "
+                        "checkpoint of this variant and width")
+    state = data["widths"][wkey]["model"]
+    own = net.state_dict()
+    resized = [k for k, v in state.items() if ".classifier." in k and v.shape != own[k].shape]
+    net.load_state_dict({k: (own[k] if k in resized else v) for k, v in state.items()})
+    log.info("w%s: initialised from %s (%s phase)%s", net.width_mult, path, data["phase"],
+             "; classifiers re-initialised for the new class count" if resized else "")
 
 
 def _teacher(params: Params, phase: str, width: float, source_path: Path, space: SearchSpace, num_classes: int,
              calib: EvalSet, fmt: torch.memory_format, device: torch.device) -> SuperNet:
-    """The KD teacher: the previous phase's (pet) or the full phase's (fixed) max network, BN recalibrated."""
-    prev = params.train.previous(phase)
+    """The KD teacher: a max network, BN recalibrated.
+
+    It is the previous phase's (``pet``), the full phase's (``fixed``), or for every width the full phase's widest
+    one (``widest``, NAT2's transfer warm-up).
+    """
+    src_phase = params.train.previous(phase) if params.train.teacher == "pet" else params.train.phases[0]
+    if params.train.teacher == "widest":
+        width = max(space.width_mults)
     teacher = build_width_net(params, space, width, num_classes).eval()
-    load_phase_weights(teacher, source_path, prev if params.train.teacher == "pet" else params.train.phases[0])
+    load_phase_weights(teacher, source_path, src_phase)
     teacher = teacher.to(device=device, memory_format=fmt)
-    src_phase = prev if params.train.teacher == "pet" else params.train.phases[0]
     teacher.set_active(ElasticChoices.from_phase(getattr(params.train.schedule, src_phase), space).max_arch(
         space, width, max(space.resolutions)))
     # recalibrated on the calibration images at every resolution the teacher will see
@@ -167,7 +186,7 @@ def run_phase(inputs: PhaseInputs) -> None:
     if not first and train.kd_ratio > 0:
         teacher_src = inputs.init if train.teacher == "pet" else inputs.full
         if teacher_src is None:
-            raise Nat2Error(f"train.teacher = fixed: pass --full <the {train.phases[0]} phase checkpoint>")
+            raise Nat2Error(f"train.teacher = {train.teacher}: pass --full <the {train.phases[0]} phase checkpoint>")
     device = setup_torch(params.runtime)
     dist = init_distributed(device)
     fmt = memory_format(params.runtime)
