@@ -39,6 +39,10 @@ __all__ = [
     "RuntimeConfig",
     "SearchConfig",
     "SuperNetConfig",
+    "AdaptConfig",
+    "POLICIES",
+    "SURROGATES",
+    "SearchPolicy",
     "SyntheticConfig",
     "TrainConfig",
     "AugmentConfig",
@@ -226,12 +230,96 @@ class TrainConfig:
         return self.lineage.get(phase)
 
 
+POLICIES = ("nat", "nat2", "random")
+SURROGATES = ("lgb", "rbf", "gp", "mlp", "cart", "e2epp", "as")
+
+
+@dataclass(frozen=True)
+class AdaptConfig:
+    """Super-net adaptation after each search iteration (NAT): training on subnets drawn from the archive."""
+
+    epochs: int = key("epochs of adaptation per iteration (0 = no adaptation)", ge=0)
+    lr: float = key("peak learning rate of the cosine that spans all iterations", gt=0.0, le=10.0)
+    warmup_epochs: int = key("linear warm-up epochs at the start of the first iteration", ge=0)
+    subnets_per_step: int = key("subnets sampled per step from the archive's gene distribution", ge=1, le=16)
+    smoothing: float = key("additive (Laplace) smoothing of the per-gene categorical distribution", ge=0.0)
+    teacher: str = key("KD teacher: supernet_max (the current super-net's max net) or warmup_max (the full "
+                       "phase's widest max net)", choices=("supernet_max", "warmup_max"))
+
+
+@dataclass(frozen=True)
+class SearchPolicy:
+    """The concrete sub-policies of a run (``search.policy`` with every ``auto`` resolved)."""
+
+    init: str
+    preprocess: bool
+    update: str
+    encoding: str
+    repair: str
+    surrogate_guided: bool
+
+
+_POLICY_DEFAULTS = {
+    "nat": SearchPolicy("uniform", False, "append", "one_hot", "push", True),
+    "nat2": SearchPolicy("arch_space", True, "survival", "integer", "fill", True),
+    "random": SearchPolicy("uniform", False, "append", "integer", "push", False),
+}
+
+
 @dataclass(frozen=True)
 class SearchConfig:
-    """The NAT/NAT2 search loop."""
+    """The NAT / NAT2 search loop (shared/design/method.md §3-4)."""
 
     objectives: tuple[str, ...] = key("objectives to minimise; the first is always error", min_len=2, max_len=4,
-                                unique=True, choices=OBJECTIVES)
+                                      unique=True, choices=OBJECTIVES)
+    policy: str = key("policy set: nat, nat2 or random (each auto sub-policy follows it)", choices=POLICIES)
+    iterations: dict[str, str] = key("iteration -> the iteration it continues from (quoted keys; one chain from "
+                                     "0)")
+    final: str = key("the last iteration of the chain (what post-processing reads)")
+    archive_size: int = key("archive size (NAT2: fixed; NAT: the initial size)", ge=4)
+    candidates: int = key("new architectures evaluated per iteration", ge=1)
+    init: str = key("initial sampling: auto, uniform, arch_space, uniform_depth",
+                    choices=("auto", "uniform", "arch_space", "uniform_depth"))
+    preprocess: str = key("NAT2 pre-processing (over-sample, keep archive_size by survival): auto, on, off",
+                          choices=("auto", "on", "off"))
+    preprocess_mult: int = key("pre-processing over-sampling factor", ge=1)
+    update: str = key("archive update: auto, append (NAT), survival (NAT2, fixed size)",
+                      choices=("auto", "append", "survival"))
+    surrogate: str = key("accuracy predictor", choices=SURROGATES)
+    encoding: str = key("surrogate features: auto, integer (NAT2), one_hot (NAT)",
+                        choices=("auto", "integer", "one_hot"))
+    surrogate_folds: int = key("folds of the surrogate's k-fold ensemble and cross-validation", ge=2, le=50)
+    repair: str = key("genome repair: auto, fill (NAT2), push (NAT)", choices=("auto", "fill", "push"))
+    pop_size: int = key("inner NSGA-II/III population", ge=4)
+    generations: int = key("inner NSGA-II/III generations", ge=1)
+    crossover_prob: float = key("two-point crossover probability", ge=0.0, le=1.0)
+    mutation_eta: float = key("polynomial mutation eta (integer genes)", gt=0.0)
+    top_n: int = key("archive members whose genes drive adaptation sampling", ge=1)
+    shards: tuple[int, ...] = key("evaluation shards of the initial archive (parallel jobs): [0, 1, ..., n-1]",
+                                  min_len=1, unique=True, sorted=True, ge=0)
+    hv_ref: float = key("hypervolume reference point on every normalised objective", ge=1.0, le=10.0)
+    adapt: AdaptConfig = key("super-net adaptation")
+
+    def resolved(self) -> SearchPolicy:
+        """The sub-policies in force: the policy's defaults, overridden by every non-auto key."""
+        base = _POLICY_DEFAULTS[self.policy]
+        return SearchPolicy(
+            init=base.init if self.init == "auto" else self.init,
+            preprocess=base.preprocess if self.preprocess == "auto" else self.preprocess == "on",
+            update=base.update if self.update == "auto" else self.update,
+            encoding=base.encoding if self.encoding == "auto" else self.encoding,
+            repair=base.repair if self.repair == "auto" else self.repair,
+            surrogate_guided=base.surrogate_guided,
+        )
+
+    @property
+    def iteration_order(self) -> tuple[str, ...]:
+        """Iterations in run order, starting after "0" (the initial archive)."""
+        after = {prev: it for it, prev in self.iterations.items()}
+        order = ["0"]
+        while order[-1] in after and len(order) <= len(self.iterations):
+            order.append(after[order[-1]])
+        return tuple(order[1:])
 
 
 @dataclass(frozen=True)
@@ -256,6 +344,15 @@ class Params:
         if self.train.batch_size % self.train.micro_batches:
             _fail("train.micro_batches", self.train.micro_batches,
                   f"must divide train.batch_size ({self.train.batch_size})", source)
+        order = self.search.iteration_order
+        if len(order) != len(self.search.iterations) or "0" in self.search.iterations:
+            _fail("search.iterations", self.search.iterations, "must be one chain from \"0\" (e.g. {\"1\": \"0\", "
+                  "\"2\": \"1\"}): every iteration continues the previous one", source)
+        if not order or self.search.final != order[-1]:
+            last = order[-1] if order else "?"
+            _fail("search.final", self.search.final, f"must be the chain's last iteration ({last})", source)
+        if list(self.search.shards) != list(range(len(self.search.shards))):
+            _fail("search.shards", list(self.search.shards), "must be [0, 1, ..., n-1]", source)
         from nat2.schedule import check_schedule  # the rules live with the phase definitions
 
         problem = check_schedule(self.train, self.supernet.variant)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -52,6 +53,17 @@ def write_text(path: str | os.PathLike[str], text: str) -> None:
     write_bytes(path, text.encode("utf-8"))
 
 
+def _finite(obj: Any) -> Any:
+    """``obj`` with NaN/inf floats as None: strict JSON, readable by every tool (DVC metrics, jq, browsers)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
 def write_json(path: str | os.PathLike[str], obj: Any, default: Callable[[Any], Any] | None = None) -> None:
-    """Atomically write ``obj`` as sorted, indented JSON (stable bytes for DVC and Snakemake checksums)."""
-    write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=default) + "\n")
+    """Atomically write ``obj`` as sorted, indented, strict JSON (stable bytes for DVC and Snakemake checksums)."""
+    write_text(path, json.dumps(_finite(obj), indent=2, sort_keys=True, default=default, allow_nan=False) + "\n")

@@ -31,7 +31,7 @@ from nat2.seeds import torch_generator
 from nat2.space import ElasticChoices, SearchSpace
 from nat2.supernet import SuperNet, load_ofa_state_dict, recalibrate_bn
 from nat2.train.distributed import broadcast_model, init_distributed
-from nat2.train.progressive import train_phase
+from nat2.train.progressive import phase_spec, train_phase
 
 __all__ = ["PhaseInputs", "build_width_net", "load_phase_weights", "read_phase", "run_phase", "width_key"]
 
@@ -249,7 +249,8 @@ def _train_width(params: Params, phase: str, width: float, space: SearchSpace, s
                          augment=params.data.augment, seed=params.seed, stage="train_supernet",
                          iteration=PHASES.index(phase), device=device, memory_format=fmt, rank=dist.rank,
                          world_size=dist.world_size)
-    result = train_phase(net, space, phase, train, loader, teacher=teacher, calib=calib, val=val,
+    result = train_phase(net, space, phase_spec(phase, train, space, width), train, loader, teacher=teacher,
+                         calib=calib, val=val,
                          seed=params.seed, calib_batch_size=params.data.calib_batch_size,
                          eval_batch_size=params.data.eval_batch_size, device=device, memory_format=fmt,
                          partial_dir=partial, run_hash=run_hash, dist=dist, progress=inputs.progress)

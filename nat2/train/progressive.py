@@ -30,17 +30,63 @@ from nat2.config import PHASES, TrainConfig
 from nat2.evaluate import evaluate_arch
 from nat2.io import write_json
 from nat2.seeds import numpy_rng, seed_sequence
-from nat2.space import ElasticChoices, SearchSpace
+from nat2.space import Arch, ElasticChoices, SearchSpace
 from nat2.supernet import SuperNet
 from nat2.train.distributed import DistInfo, allreduce_grads
 from nat2.train.losses import aep_loss, ensemble_logits, subnet_loss
 from nat2.train.optim import build_sgd, lr_at, set_lr
 
-__all__ = ["PhaseResult", "TrainState", "phase_teacher_targets", "train_phase", "validate_corners"]
+__all__ = ["LoopSpec", "PhaseResult", "TrainState", "phase_spec", "phase_teacher_targets", "train_phase",
+           "validate_corners"]
 
 log = logging.getLogger(__name__)
 
 SUBNET_STREAM, DROPOUT_STREAM, VALIDATION_STREAM = 0x5B, 0xD0, 0x7A
+
+
+@dataclass(frozen=True)
+class LoopSpec:
+    """What one training run (a shrinking phase, or one search iteration's adaptation) does.
+
+    Attributes:
+        name: for logs, checkpoints and metrics rows (``kernel``, ``adapt@3``).
+        seed_stage: the :mod:`nat2.seeds` stage its random streams derive from.
+        seed_iteration: the stream's iteration (the phase's index, or the search iteration).
+        epochs: epochs of the cosine in this run; warmup_epochs: linear warm-up epochs before it.
+        lr: peak learning rate; subnets_per_step: subnets per optimiser step.
+        sample: ``(rng, width, resolution) -> Arch``, the subnet sampler (None: train ``fixed_arch``).
+        fixed_arch: the single network to train when ``sample`` is None (the ``full`` phase's max network).
+        corners: elastic choices whose min/max corners are validated at the end (None: no validation).
+        lr_epoch_offset: position of this run's first epoch in a longer schedule (adaptation: one cosine spans all
+            iterations); lr_total_epochs: that schedule's cosine length (None: ``epochs``); lr_warmup_epochs: its
+            warm-up length (None: ``warmup_epochs``).
+    """
+
+    name: str
+    seed_stage: str
+    seed_iteration: int
+    epochs: int
+    warmup_epochs: int
+    lr: float
+    subnets_per_step: int
+    sample: Callable[[np.random.Generator, float, int], Arch] | None
+    fixed_arch: Arch | None
+    corners: ElasticChoices | None
+    lr_epoch_offset: int = 0
+    lr_total_epochs: int | None = None
+    lr_warmup_epochs: int | None = None
+
+
+def phase_spec(phase: str, train: TrainConfig, space: SearchSpace, width: float) -> LoopSpec:
+    """The :class:`LoopSpec` of a progressive-shrinking phase."""
+    cfg = getattr(train.schedule, phase)
+    choices = ElasticChoices.from_phase(cfg, space)
+    first = phase == train.phases[0]
+    return LoopSpec(
+        name=phase, seed_stage="train_supernet", seed_iteration=PHASES.index(phase), epochs=cfg.epochs,
+        warmup_epochs=cfg.warmup_epochs, lr=cfg.lr, subnets_per_step=cfg.subnets_per_step,
+        sample=None if first else (lambda rng, w, r: choices.sample(rng, space, w, r)),
+        fixed_arch=choices.max_arch(space, width, max(space.resolutions)) if first else None, corners=choices)
 
 
 @dataclass
@@ -111,22 +157,22 @@ def _bar_disabled(progress: bool | None, dist: DistInfo) -> bool | None:
     return None if progress is None else not progress  # None: tqdm shows the bar on terminals only
 
 
-def _dropout_seed(seed: int, phase_index: int) -> int:
-    return int(seed_sequence(seed, "train_supernet", phase_index, DROPOUT_STREAM).generate_state(1)[0])
+def _dropout_seed(seed: int, spec: LoopSpec) -> int:
+    return int(seed_sequence(seed, spec.seed_stage, spec.seed_iteration, DROPOUT_STREAM).generate_state(1)[0])
 
 
-def train_phase(net: SuperNet, space: SearchSpace, phase: str, train: TrainConfig, loader: Any, *,
+def train_phase(net: SuperNet, space: SearchSpace, spec: LoopSpec, train: TrainConfig, loader: Any, *,
                 teacher: nn.Module | None, calib: Any, val: Any, seed: int, calib_batch_size: int,
                 eval_batch_size: int, device: torch.device, memory_format: torch.memory_format,
                 partial_dir: Path | None, run_hash: str, dist: DistInfo | None = None,
-                progress: bool | None = None) -> PhaseResult:
-    """Train ``net`` (one width) for one phase; resume from ``partial_dir`` when a matching checkpoint is there.
+                progress: bool | None = None, optimizer_state: dict[str, Any] | None = None) -> PhaseResult:
+    """Train ``net`` (one width) as ``spec`` says; resume from ``partial_dir`` when a matching checkpoint is there.
 
     Args:
         net: the super-net of one width, already initialised (previous phase, OFA weights or scratch).
         space: the search space (variant, resolutions, widths).
-        phase: the phase name (``nat2.config.PHASES``).
-        train: the ``train`` params.
+        spec: what to train (see :class:`LoopSpec`; :func:`phase_spec` for shrinking phases).
+        train: the ``train`` params (optimiser, loss, checkpoint settings).
         loader: a :class:`nat2.data.TrainLoader` over the train split.
         teacher: the KD teacher (max network, eval mode, BN recalibrated), or None (``full`` phase, or no KD).
         calib: calibration :class:`~nat2.data.EvalSet`.
@@ -141,14 +187,18 @@ def train_phase(net: SuperNet, space: SearchSpace, phase: str, train: TrainConfi
             is ignored (and replaced) rather than resumed.
         dist: data-parallel group (rank 0 checkpoints and validates); None for a single process.
         progress: show a tqdm bar (None: only on a terminal).
+        optimizer_state: optimiser state to continue from (adaptation carries it across iterations).
     """
     dist = dist or DistInfo()
-    cfg = getattr(train.schedule, phase)
-    p_index = PHASES.index(phase)
-    choices = ElasticChoices.from_phase(cfg, space)
+    phase = spec.name
     steps_per_epoch = len(loader)
-    total_epochs = cfg.warmup_epochs + cfg.epochs
-    optimizer = build_sgd(net, cfg.lr, train.momentum, train.weight_decay)
+    total_epochs = spec.warmup_epochs + spec.epochs
+    cos_epochs = spec.lr_total_epochs or spec.epochs
+    step_offset = spec.lr_epoch_offset * steps_per_epoch
+    lr_warmup = spec.warmup_epochs if spec.lr_warmup_epochs is None else spec.lr_warmup_epochs
+    optimizer = build_sgd(net, spec.lr, train.momentum, train.weight_decay)
+    if optimizer_state is not None:
+        optimizer.load_state_dict(optimizer_state)
     state = TrainState()
     rng_state: torch.Tensor | None = None
     ckpt_file = partial_dir / "state.pt" if partial_dir is not None else None
@@ -164,7 +214,6 @@ def train_phase(net: SuperNet, space: SearchSpace, phase: str, train: TrainConfi
             log.warning("%s: ignoring a partial checkpoint of other settings in %s", phase, partial_dir)
     targets_of = phase_teacher_targets(teacher, space.variant.early_exit, train.exit_weights)
     weights = train.exit_weights
-    max_arch = choices.max_arch(space, net.width_mult, max(space.resolutions))
     use_amp = train.amp and device.type == "cuda"
     every, minutes = train.checkpoint_every_steps, train.checkpoint_minutes
     last_save = time.monotonic()
@@ -181,22 +230,22 @@ def train_phase(net: SuperNet, space: SearchSpace, phase: str, train: TrainConfi
     fork_devices = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=fork_devices):
         if rng_state is None:
-            torch.manual_seed(_dropout_seed(seed, p_index))  # scoped by fork_rng: the caller's RNG is untouched
+            torch.manual_seed(_dropout_seed(seed, spec))  # scoped by fork_rng: the caller's RNG is untouched
         else:
             torch.set_rng_state(rng_state)
         net.train()
         for epoch in range(state.epoch, total_epochs):
             bar = tqdm(total=steps_per_epoch, initial=state.batch, desc=f"{phase} {epoch + 1}/{total_epochs}",
                        disable=_bar_disabled(progress, dist), leave=False)
-            t0, images, lr = time.perf_counter(), 0, cfg.lr
+            t0, images, lr = time.perf_counter(), 0, spec.lr
             for x, y in loader.epoch(epoch, start_batch=state.batch):
-                lr = lr_at(state.step, steps_per_epoch, cfg.epochs, cfg.warmup_epochs, cfg.lr)
+                lr = lr_at(step_offset + state.step, steps_per_epoch, cos_epochs, lr_warmup, spec.lr)
                 set_lr(optimizer, lr)
                 optimizer.zero_grad(set_to_none=True)
                 step_loss, step_correct = 0.0, 0
-                rng = numpy_rng(seed, "train_supernet", p_index, SUBNET_STREAM, epoch, state.batch)
-                archs = [max_arch] if phase == "full" else [
-                    choices.sample(rng, space, net.width_mult, x.shape[-1]) for _ in range(cfg.subnets_per_step)]
+                rng = numpy_rng(seed, spec.seed_stage, spec.seed_iteration, SUBNET_STREAM, epoch, state.batch)
+                archs = [spec.fixed_arch] if spec.sample is None else [
+                    spec.sample(rng, net.width_mult, x.shape[-1]) for _ in range(spec.subnets_per_step)]
                 # micro-batches: each one's gradient is summed over the step's subnets, then the micro-batch
                 # gradients are averaged, exactly as data-parallel ranks holding one micro-batch each would
                 k = train.micro_batches
@@ -207,7 +256,7 @@ def train_phase(net: SuperNet, space: SearchSpace, phase: str, train: TrainConfi
                     for arch in archs:
                         net.set_active(arch)
                         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                            if phase == "full" and space.variant.early_exit:
+                            if spec.sample is None and space.variant.early_exit:
                                 outs = net.forward_all_exits(xm)
                                 loss = aep_loss(outs, ym, weights, train.label_smoothing)
                                 logits = ensemble_logits(outs, weights)
@@ -245,11 +294,11 @@ def train_phase(net: SuperNet, space: SearchSpace, phase: str, train: TrainConfi
             row = {"phase": phase, "epoch": epoch + 1, "lr": lr, "train_loss": state.loss_sum / max(state.seen, 1),
                    "train_top1": 100.0 * state.correct / max(state.seen, 1), "val_top1": None}
             last = epoch + 1 == total_epochs
-            if dist.is_main and not last and train.validate_every_epochs and \
+            if dist.is_main and not last and spec.corners is not None and train.validate_every_epochs and \
                     (epoch + 1) % train.validate_every_epochs == 0:
                 row["val_top1"] = validate_corners(
-                    net, space, choices, train.val_subnets,
-                    numpy_rng(seed, "train_supernet", p_index, VALIDATION_STREAM), calib, val,
+                    net, space, spec.corners, train.val_subnets,
+                    numpy_rng(seed, spec.seed_stage, spec.seed_iteration, VALIDATION_STREAM), calib, val,
                     calib_batch_size=calib_batch_size, eval_batch_size=eval_batch_size,
                     memory_format=memory_format)["mean_top1"]
                 net.train()
@@ -263,9 +312,10 @@ def train_phase(net: SuperNet, space: SearchSpace, phase: str, train: TrainConfi
                 last_save = time.monotonic()
         rng_out = torch.get_rng_state()
     validation: dict[str, Any] = {}
-    if dist.is_main:
-        validation = validate_corners(net, space, choices, train.val_subnets,
-                                      numpy_rng(seed, "train_supernet", p_index, VALIDATION_STREAM), calib, val,
+    if dist.is_main and spec.corners is not None:
+        validation = validate_corners(net, space, spec.corners, train.val_subnets,
+                                      numpy_rng(seed, spec.seed_stage, spec.seed_iteration, VALIDATION_STREAM),
+                                      calib, val,
                                       calib_batch_size=calib_batch_size, eval_batch_size=eval_batch_size,
                                       memory_format=memory_format)
         state.history[-1]["val_top1"] = validation["mean_top1"]

@@ -1,0 +1,44 @@
+"""Stage ``adapt_supernet``: adapt the super-net on the archive's distribution and re-evaluate the archive.
+
+``python -m nat2.stages.adapt_supernet --params params.yaml --iteration 1
+--archive results/search/iter_1/updated.parquet --supernet results/search/iter_0/supernet.pt
+--split data/split.parquet --full results/supernet/full.pt --out-supernet results/search/iter_1/supernet.pt
+--out-archive results/search/iter_1/archive.parquet --stats results/search/iter_1/adapt.json``
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from nat2.adapt import adapt_supernet_step
+from nat2.stages._common import base_parser, load, run_stage
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = base_parser("adapt_supernet", "Adapt the super-net to the archive, then re-evaluate the archive.")
+    parser.add_argument("--iteration", required=True, type=int)
+    parser.add_argument("--archive", required=True, type=Path)
+    parser.add_argument("--supernet", required=True, type=Path)
+    parser.add_argument("--split", required=True, type=Path)
+    parser.add_argument("--full", type=Path, default=None, help="full-phase checkpoint (warmup_max teacher)")
+    parser.add_argument("--out-supernet", required=True, type=Path)
+    parser.add_argument("--out-archive", required=True, type=Path)
+    parser.add_argument("--stats", required=True, type=Path)
+    parser.add_argument("--partial-root", type=Path, default=Path("results/.partial/adapt_supernet"))
+    return parser
+
+
+def _body(args: argparse.Namespace) -> None:
+    adapt_supernet_step(load(args), args.iteration, args.archive, args.supernet, args.split, args.full,
+                        args.out_supernet, args.out_archive, args.stats, args.partial_root)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_stage(_parser(), _body, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

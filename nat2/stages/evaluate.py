@@ -1,0 +1,41 @@
+"""Stage ``evaluate``: evaluate one shard of a genome list on a super-net (BN recalibration + validation top-1).
+
+``python -m nat2.stages.evaluate --params params.yaml --genomes results/search/iter_0/design.parquet
+--supernet results/supernet/supernet.pt --split data/split.parquet --shard 0
+--out results/search/iter_0/evals/shard_0.parquet``
+
+Shard ``i`` of ``n = len(search.shards)`` takes every n-th genome, so shards can run as parallel jobs; finished
+evaluations are cached (``results/.cache/evaluations/``), so a killed shard resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from nat2.loop import evaluate_shard
+from nat2.stages._common import base_parser, load, run_stage
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = base_parser("evaluate", "Evaluate one shard of a genome list on a super-net.")
+    parser.add_argument("--genomes", required=True, type=Path)
+    parser.add_argument("--supernet", required=True, type=Path)
+    parser.add_argument("--split", required=True, type=Path)
+    parser.add_argument("--shard", required=True, type=int)
+    parser.add_argument("--out", required=True, type=Path, help="archive file of this shard (.parquet)")
+    return parser
+
+
+def _body(args: argparse.Namespace) -> None:
+    evaluate_shard(load(args), args.genomes, args.supernet, args.split, args.shard, args.out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_stage(_parser(), _body, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

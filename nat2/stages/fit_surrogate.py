@@ -1,0 +1,37 @@
+"""Stage ``fit_surrogate``: fit the accuracy predictor of one search iteration on the previous archive.
+
+``python -m nat2.stages.fit_surrogate --params params.yaml --iteration 1
+--archive results/search/iter_0/archive.parquet --out results/search/iter_1/surrogate.pkl
+--report results/search/iter_1/surrogate.json``
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from nat2.loop import fit_surrogate_step
+from nat2.stages._common import base_parser, load, run_stage
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = base_parser("fit_surrogate", "Fit the accuracy predictor on an archive (cross-validated report).")
+    parser.add_argument("--iteration", required=True, type=int)
+    parser.add_argument("--archive", required=True, type=Path)
+    parser.add_argument("--out", required=True, type=Path, help="fitted model (.pkl)")
+    parser.add_argument("--report", required=True, type=Path, help="model choice and cross-validated tau (.json)")
+    return parser
+
+
+def _body(args: argparse.Namespace) -> None:
+    fit_surrogate_step(load(args), args.iteration, args.archive, args.out, args.report)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_stage(_parser(), _body, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,39 @@
+"""Stage ``search``: propose one iteration's candidates (inner NSGA-II/III on the predictor + spread selection).
+
+``python -m nat2.stages.search --params params.yaml --iteration 1 --archive results/search/iter_0/archive.parquet
+--surrogate results/search/iter_1/surrogate.pkl --split data/split.parquet
+--out results/search/iter_1/candidates.parquet --stats results/search/iter_1/search.json``
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from nat2.loop import search_step
+from nat2.stages._common import base_parser, load, run_stage
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = base_parser("search", "Propose new candidate architectures for one iteration.")
+    parser.add_argument("--iteration", required=True, type=int)
+    parser.add_argument("--archive", required=True, type=Path)
+    parser.add_argument("--surrogate", required=True, type=Path)
+    parser.add_argument("--split", required=True, type=Path)
+    parser.add_argument("--out", required=True, type=Path, help="candidate genome list (.parquet)")
+    parser.add_argument("--stats", required=True, type=Path)
+    return parser
+
+
+def _body(args: argparse.Namespace) -> None:
+    search_step(load(args), args.iteration, args.archive, args.surrogate, args.split, args.out, args.stats)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_stage(_parser(), _body, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,42 @@
+"""Stage ``update_archive``: evaluate one iteration's candidates and update the archive (append or survival).
+
+``python -m nat2.stages.update_archive --params params.yaml --iteration 1
+--archive results/search/iter_0/archive.parquet --candidates results/search/iter_1/candidates.parquet
+--supernet results/search/iter_0/supernet.pt --split data/split.parquet
+--out results/search/iter_1/updated.parquet --stats results/search/iter_1/update.json``
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from nat2.loop import update_archive_step
+from nat2.stages._common import base_parser, load, run_stage
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = base_parser("update_archive", "Evaluate the candidates and update the archive.")
+    parser.add_argument("--iteration", required=True, type=int)
+    parser.add_argument("--archive", required=True, type=Path)
+    parser.add_argument("--candidates", required=True, type=Path)
+    parser.add_argument("--supernet", required=True, type=Path)
+    parser.add_argument("--split", required=True, type=Path)
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--stats", required=True, type=Path)
+    return parser
+
+
+def _body(args: argparse.Namespace) -> None:
+    update_archive_step(load(args), args.iteration, args.archive, args.candidates, args.supernet, args.split,
+                        args.out, args.stats)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_stage(_parser(), _body, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
