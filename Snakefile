@@ -11,9 +11,10 @@ configfile: "params.yaml"
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/supernet.smk"
+include: "rules/search.smk"
 
 
 rule all:
     default_target: True
     input:
-        rules.assemble_supernet.output.supernet,
+        f"results/search/iter_{FINAL_ITERATION}/archive.parquet",

@@ -28,7 +28,7 @@ from nat2.checkpoint import load_supernet, save_supernet
 from nat2.config import Params, params_hash, to_dict
 from nat2.errors import Nat2Error
 from nat2.io import atomic_path, write_json
-from nat2.loop import archive_stats, build_evaluator
+from nat2.loop import CACHE_DIR, archive_stats, build_evaluator
 from nat2.search import gene_distribution, sample_from_distribution
 from nat2.space import SearchSpace
 
@@ -64,7 +64,8 @@ def _teacher(params: Params, nets: Any, full: Path | None, space: SearchSpace, c
 
 def adapt_supernet_step(params: Params, iteration: int, archive: Path, supernet: Path, split: Path,
                         full: Path | None, supernet_out: Path, archive_out: Path, stats_out: Path,
-                        partial_root: Path = Path("results/.partial/adapt_supernet")) -> dict[str, Any]:
+                        partial_root: Path = Path("results/.partial/adapt_supernet"),
+                        cache_dir: Path | None = CACHE_DIR) -> dict[str, Any]:
     """Adapt the super-net on the archive's distribution, then re-evaluate the archive on the new weights."""
     import torch
 
@@ -136,7 +137,7 @@ def adapt_supernet_step(params: Params, iteration: int, archive: Path, supernet:
     nets = nets.cpu().to(memory_format=torch.contiguous_format)
     save_supernet(supernet_out, nets, {**{k: v for k, v in meta.items() if k not in ("content_hash", "optimizers")},
                                        "optimizers": new_optimizers, "adapted_iteration": iteration})
-    ev = build_evaluator(params, supernet_out, split)
+    ev = build_evaluator(params, supernet_out, split, cache_dir)
     G = np.stack(df["genome"].to_numpy()).astype(np.int64)
     records = pd.DataFrame(ev.evaluate(G, iteration=iteration, origin="reevaluated", seed=params.seed))
     out = df.copy()

@@ -96,7 +96,8 @@ def sync_dvc_yaml(path: str | Path = "dvc.yaml", write: bool = False, root: Path
             while i < len(lines) and lines[i].lstrip().startswith("- "):
                 block.append(lines[i])
                 i += 1
-            indent = block[0][: len(block[0]) - len(block[0].lstrip())] if block else " " * (len(line) - 4)
+            indent = (block[0][: len(block[0]) - len(block[0].lstrip())] if block
+                      else " " * (len(line) - len(line.lstrip()) + 2))
             others = [b for b in block if not b.strip()[2:].startswith("nat2/")]
             code = [f"{indent}- {d}" for d in stage_code_deps(stage, root)]
             new = others + code

@@ -132,12 +132,12 @@ def sample_initial(params: Params, out: Path) -> int:
 
 
 def evaluate_shard(params: Params, genomes: Path, supernet: Path, split: Path, shard: int, out: Path,
-                   iteration: int = 0) -> int:
+                   iteration: int = 0, cache_dir: Path | None = CACHE_DIR) -> int:
     """Evaluate every ``n``-th genome of a genome list (``n`` = number of ``search.shards``) into an archive file."""
     n = len(params.search.shards)
     if shard not in params.search.shards:
         raise Nat2Error(f"--shard {shard} is not one of search.shards {list(params.search.shards)}")
-    ev = build_evaluator(params, supernet, split)
+    ev = build_evaluator(params, supernet, split, cache_dir)
     df = arc.read_genomes(genomes, ev.space)
     part = df.iloc[shard::n]
     G = np.stack(part["genome"].to_numpy()) if len(part) else np.zeros((0, ev.space.n_var), np.int64)
@@ -260,11 +260,11 @@ def _num_classes(split: Path) -> int:
 
 
 def update_archive_step(params: Params, iteration: int, archive: Path, candidates: Path, supernet: Path,
-                        split: Path, out: Path, stats_out: Path) -> dict[str, Any]:
+                        split: Path, out: Path, stats_out: Path, cache_dir: Path | None = CACHE_DIR) -> dict[str, Any]:
     """Evaluate the candidates, score the predictor on them, and update the archive (append or survival)."""
     from nat2.surrogate import rank_metrics
 
-    ev = build_evaluator(params, supernet, split)
+    ev = build_evaluator(params, supernet, split, cache_dir)
     space, pol = ev.space, params.search.resolved()
     df = arc.read_archive(archive)
     arc.check_genomes(df, space)
@@ -280,8 +280,10 @@ def update_archive_step(params: Params, iteration: int, archive: Path, candidate
                                                   seed=_seed_int(params, "update_archive", iteration)))]
     arc.write_archive(out, arc.make_archive(merged.reset_index(drop=True)))
     metrics = rank_metrics(new["error"].to_numpy(), pred) if len(new) > 2 and not np.isnan(pred).any() else {}
+    cols = ["id", "top1", "error", "predicted_error", "params", "macs"]
     stats = {"iteration": iteration, "evaluated": len(new), "kept_candidates": int(merged["id"].isin(
         set(new["id"])).sum()) if len(new) else 0, "predictor_on_candidates": metrics,
+        "candidates": new[cols].to_dict("records") if len(new) else [],
         **archive_stats(merged, params, space, ev.cost_model), "policy": to_dict(pol)}
     write_json(stats_out, stats)
     return stats

@@ -12,6 +12,9 @@ if _check.returncode != 0:
 THREADS = config["runtime"]["threads"]
 LINEAGE = config["train"]["lineage"]  # phase -> phase it continues from (validated above)
 FINAL_PHASE = config["train"]["final"]
+ITERATIONS = {str(k): str(v) for k, v in config["search"]["iterations"].items()}  # iteration -> previous one
+FINAL_ITERATION = str(config["search"]["final"])
+SHARDS = [str(s) for s in config["search"]["shards"]]
 
 
 def previous_phase(wildcards):

@@ -28,12 +28,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--out-archive", required=True, type=Path)
     parser.add_argument("--stats", required=True, type=Path)
     parser.add_argument("--partial-root", type=Path, default=Path("results/.partial/adapt_supernet"))
+    parser.add_argument("--cache-dir", type=Path, default=Path("results/.cache/evaluations"),
+                        help="evaluation cache (outside pipeline outputs; a killed run resumes from it)")
     return parser
 
 
 def _body(args: argparse.Namespace) -> None:
     adapt_supernet_step(load(args), args.iteration, args.archive, args.supernet, args.split, args.full,
-                        args.out_supernet, args.out_archive, args.stats, args.partial_root)
+                        args.out_supernet, args.out_archive, args.stats, args.partial_root, args.cache_dir)
 
 
 def main(argv: list[str] | None = None) -> int:

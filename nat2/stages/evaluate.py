@@ -26,11 +26,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--split", required=True, type=Path)
     parser.add_argument("--shard", required=True, type=int)
     parser.add_argument("--out", required=True, type=Path, help="archive file of this shard (.parquet)")
+    parser.add_argument("--cache-dir", type=Path, default=Path("results/.cache/evaluations"),
+                        help="evaluation cache (outside pipeline outputs; a killed run resumes from it)")
     return parser
 
 
 def _body(args: argparse.Namespace) -> None:
-    evaluate_shard(load(args), args.genomes, args.supernet, args.split, args.shard, args.out)
+    evaluate_shard(load(args), args.genomes, args.supernet, args.split, args.shard, args.out,
+                   cache_dir=args.cache_dir)
 
 
 def main(argv: list[str] | None = None) -> int:

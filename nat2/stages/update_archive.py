@@ -26,12 +26,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--split", required=True, type=Path)
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--stats", required=True, type=Path)
+    parser.add_argument("--cache-dir", type=Path, default=Path("results/.cache/evaluations"),
+                        help="evaluation cache (outside pipeline outputs; a killed run resumes from it)")
     return parser
 
 
 def _body(args: argparse.Namespace) -> None:
     update_archive_step(load(args), args.iteration, args.archive, args.candidates, args.supernet, args.split,
-                        args.out, args.stats)
+                        args.out, args.stats, cache_dir=args.cache_dir)
 
 
 def main(argv: list[str] | None = None) -> int:
