@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from nat2.errors import Nat2Error
 from nat2.loop import evaluate_shard
 from nat2.stages._common import base_parser, load, run_stage
 
@@ -24,7 +25,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--genomes", required=True, type=Path)
     parser.add_argument("--supernet", required=True, type=Path)
     parser.add_argument("--split", required=True, type=Path)
-    parser.add_argument("--shard", required=True, type=int)
+    parser.add_argument("--shard", required=True, help="shard index i, or i/n (n must equal len(search.shards))")
     parser.add_argument("--out", required=True, type=Path, help="archive file of this shard (.parquet)")
     parser.add_argument("--cache-dir", type=Path, default=Path("results/.cache/evaluations"),
                         help="evaluation cache (outside pipeline outputs; a killed run resumes from it)")
@@ -32,8 +33,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _body(args: argparse.Namespace) -> None:
-    evaluate_shard(load(args), args.genomes, args.supernet, args.split, args.shard, args.out,
-                   cache_dir=args.cache_dir)
+    params = load(args)
+    index, _, count = str(args.shard).partition("/")
+    if not index.isdigit() or (count and (not count.isdigit() or int(count) != len(params.search.shards))):
+        raise Nat2Error(f"--shard {args.shard}: give i or i/n with n = len(search.shards) = "
+                        f"{len(params.search.shards)}")
+    evaluate_shard(params, args.genomes, args.supernet, args.split, int(index), args.out, cache_dir=args.cache_dir)
 
 
 def main(argv: list[str] | None = None) -> int:
