@@ -54,3 +54,18 @@ SYNTHETIC = {
     "train.schedule.kernel.epochs": 2,
     "train.schedule.kernel.subnets_per_step": 2,
 }
+
+
+def train_chain(d: Path, params: Path, phases: list[str]) -> tuple[Path, dict[str, Path]]:
+    """prepare_data, then the training stage for each phase in order (each continuing the previous one)."""
+    from nat2.stages import prepare_data, train_supernet
+
+    split = d / "split.parquet"
+    assert prepare_data.main(["--params", str(params), "--out", str(split)]) == 0
+    ckpts: dict[str, Path] = {}
+    common = ["--params", str(params), "--split", str(split), "--partial-root", str(d / "partial")]
+    for phase in phases:
+        extra = [] if not ckpts else ["--init", str(ckpts[list(ckpts)[-1]]), "--full", str(ckpts[phases[0]])]
+        ckpts[phase] = d / f"{phase}.pt"
+        assert train_supernet.main([*common, "--phase", phase, "--out", str(ckpts[phase]), *extra]) == 0
+    return split, ckpts

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import SYNTHETIC, write_params
+from helpers import SYNTHETIC, train_chain, write_params
 
 from nat2 import archive as arc
 from nat2.config import load_params
@@ -19,10 +19,8 @@ from nat2.stages import (
     evaluate,
     fit_surrogate,
     init_archive,
-    prepare_data,
     sample_initial,
     search,
-    train_supernet,
     update_archive,
 )
 
@@ -36,12 +34,7 @@ def supernet(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path
     """A split and a trained tiny super-net file (full + kernel phases on synthetic data)."""
     d = tmp_path_factory.mktemp("search")
     params = write_params(d / "train.yaml", SEARCH)
-    split = d / "split.parquet"
-    assert prepare_data.main(["--params", str(params), "--out", str(split)]) == 0
-    common = ["--params", str(params), "--split", str(split), "--partial-root", str(d / "partial")]
-    assert train_supernet.main([*common, "--phase", "full", "--out", str(d / "full.pt")]) == 0
-    assert train_supernet.main([*common, "--phase", "kernel", "--init", str(d / "full.pt"), "--full",
-                                str(d / "full.pt"), "--out", str(d / "kernel.pt")]) == 0
+    split, _ = train_chain(d, params, ["full", "kernel"])
     sn = d / "supernet.pt"
     assert assemble_supernet.main(["--params", str(params), "--phase-ckpt", str(d / "kernel.pt"), "--out",
                                    str(sn)]) == 0

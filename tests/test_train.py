@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import ROOT, SYNTHETIC, write_params
+from helpers import ROOT, SYNTHETIC, train_chain, write_params
 
 from nat2.checkpoint import load_checkpoint
 from nat2.config import load_params
@@ -42,12 +42,8 @@ def stage_cmd(params: Path, phase: str, out: Path, split: Path, partial: Path, i
 def synthetic_full(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     """A synthetic split and a `full`-phase checkpoint trained on it (shared by the tests below)."""
     d = tmp_path_factory.mktemp("synthetic")
-    params = write_params(d / "params.yaml", SYNTHETIC)
-    split = d / "split.parquet"
-    assert prepare_data.main(["--params", str(params), "--out", str(split)]) == 0
-    full = d / "full.pt"
-    assert train_supernet.main(stage_cmd(params, "full", full, split, d / "partial")[2:]) == 0
-    return d, split, full
+    split, ckpts = train_chain(d, write_params(d / "params.yaml", SYNTHETIC), ["full"])
+    return d, split, ckpts["full"]
 
 
 def _wait_for(root: Path, pattern: str, predicate, timeout: float, proc: subprocess.Popen) -> dict:
