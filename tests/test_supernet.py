@@ -268,3 +268,15 @@ def test_cost_model_equals_a_hook_count_of_the_extracted_module(variant: str) ->
     for genome, params, macs in zip(genomes, costs["params"], costs["macs"], strict=True):
         arch = space.decode(genome)
         assert hook_count(nets.extract(arch), arch.resolution) == (params, macs), arch
+
+
+def test_supernet_set_samples_and_bounds() -> None:
+    space, nets = build("ee_dense", (1.0, 1.2))
+    rng = np.random.default_rng(0)
+    archs = [nets.sample(rng, "arch_space") for _ in range(20)]
+    assert all(space.is_canonical(space.encode(a)) for a in archs)
+    assert {a.width_mult for a in archs} == {1.0, 1.2}
+    assert nets.max_arch() == space.max_arch() and nets.min_arch().exit == 1
+    x = torch.randn(2, 3, 24, 24)
+    with torch.no_grad():
+        assert nets.extract(nets.min_arch())(x).shape == (2, 10)

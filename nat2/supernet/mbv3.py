@@ -18,6 +18,7 @@ import dataclasses
 import hashlib
 from collections.abc import Iterator
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -199,6 +200,18 @@ class SuperNetSet(nn.Module):
     def extract(self, arch: Arch) -> SubNet:
         """Static subnet of ``arch`` from the super-net of its width."""
         return self.net(arch).extract(arch)
+
+    def max_arch(self) -> Arch:
+        """The largest subnet of the run (largest resolution and width, every dimension at its maximum)."""
+        return self.space.max_arch()
+
+    def min_arch(self) -> Arch:
+        """The smallest subnet of the run."""
+        return self.space.min_arch()
+
+    def sample(self, rng: np.random.Generator, policy: str = "uniform") -> Arch:
+        """One canonical subnet drawn with a :meth:`nat2.space.SearchSpace.sample` policy from ``rng``."""
+        return self.space.decode(self.space.sample(rng, 1, policy)[0])
 
     def content_hash(self, length: int = 16) -> str:
         """sha256 of every parameter and buffer (names, shapes, dtypes, bytes): identifies trained weights."""
