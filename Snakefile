@@ -12,9 +12,10 @@ include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/supernet.smk"
 include: "rules/search.smk"
+include: "rules/final.smk"
 
 
 rule all:
     default_target: True
     input:
-        f"results/search/iter_{FINAL_ITERATION}/archive.parquet",
+        rules.extract.output,

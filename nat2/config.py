@@ -35,6 +35,7 @@ __all__ = [
     "PHASES",
     "Params",
     "PhaseConfig",
+    "PostprocessConfig",
     "PhasesConfig",
     "RuntimeConfig",
     "SearchConfig",
@@ -323,6 +324,14 @@ class SearchConfig:
 
 
 @dataclass(frozen=True)
+class PostprocessConfig:
+    """What happens after the search: the subnets that are extracted (and later fine-tuned and exported)."""
+
+    slots: int = key("subnets extracted from the final archive, by high trade-off (fixed: the pipeline's shape)",
+                     ge=1, le=64)
+
+
+@dataclass(frozen=True)
 class Params:
     """The whole run configuration: one section per pipeline concern."""
 
@@ -332,6 +341,7 @@ class Params:
     supernet: SuperNetConfig = key("super-network")
     train: TrainConfig = key("super-net training")
     search: SearchConfig = key("search loop")
+    postprocess: PostprocessConfig = key("post-processing")
 
     def check(self, source: str = "params.yaml") -> None:
         """Cross-key rules that no single key can express."""

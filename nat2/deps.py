@@ -29,7 +29,13 @@ def _imports(path: Path, module: str) -> set[str]:
     tree = ast.parse(path.read_text(encoding="utf-8"))
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     found: set[str] = set()
+    # a package's lazy ``__getattr__`` imports run only when that attribute is asked for, and code that needs it
+    # imports the module itself, so they are not dependencies of every importer of the package
+    lazy = {id(n) for f in tree.body if isinstance(f, ast.FunctionDef) and f.name == "__getattr__"
+            for n in ast.walk(f)}
     for node in ast.walk(tree):
+        if id(node) in lazy:
+            continue
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):

@@ -200,3 +200,52 @@ def test_hypervolume_is_recorded_on_a_fixed_scale(policy_runs: dict[str, Path]) 
         hv = [json.loads((run / "iter_0" / "stats.json").read_text())["hv"]]
         hv += [json.loads((run / f"iter_{i}" / "update.json").read_text())["hv"] for i in (1, 2)]
         assert all(0.0 < h < SEARCH.get("search.hv_ref", 1.05) ** 2 for h in hv)
+
+
+def test_extract_writes_fixed_slots_that_load_and_match(policy_runs: dict[str, Path],
+                                                       supernet: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    import json
+
+    import torch
+    from test_supernet import hook_count
+
+    import nat2
+    from nat2.costs import CostModel
+    from nat2.stages import extract
+
+    run = policy_runs["nat2"]
+    params_file = run.parent / "params.yaml"
+    out = tmp_path / "extract"
+    args = ["--params", str(params_file), "--archive", str(run / "iter_2" / "archive.parquet"), "--supernet",
+            str(run / "iter_2" / "supernet.pt"), "--split", str(supernet[0]), "--out", str(out)]
+    assert extract.main(args) == 0
+    params = load_params(params_file)
+    slots = sorted(out.glob("slot_*"))
+    assert [s.name for s in slots] == [f"slot_{k}" for k in range(params.postprocess.slots)]
+    cards = [json.loads((s / "card.json").read_text()) for s in slots]
+    assert len({c["id"] for c in cards}) == len(cards)
+    archive = arc.read_archive(run / "iter_2" / "archive.parquet")
+    front = arc.read_archive(out / "front.parquet")
+    F = arc.objective_matrix(archive, params.search.objectives)
+    assert set(front["id"]) == set(archive["id"].iloc[arc.non_dominated(F)])
+    space = SearchSpace.from_config(params.supernet)
+    model = CostModel(space, cards[0]["num_classes"])
+    for slot, card in zip(slots, cards, strict=True):
+        module = nat2.load_subnet(slot)
+        assert not module.training
+        costs = model(np.asarray(card["genome"])[None])
+        assert (card["params"], card["macs"]) == (int(costs["params"][0]), int(costs["macs"][0]))
+        assert hook_count(module, card["resolution"]) == (card["params"], card["macs"])
+        x = torch.randn(2, 3, card["resolution"], card["resolution"])
+        with torch.no_grad():
+            assert torch.isfinite(module(x)).all()
+    # rerunning gives the same bytes (weights recalibrated deterministically)
+    again = tmp_path / "again"
+    assert extract.main([*args[:-1], str(again)]) == 0
+    for name in ("slot_0/weights.pt", "slot_0/card.json", "front.parquet"):
+        assert (out / name).read_bytes() == (again / name).read_bytes(), name
+    # too many slots for the archive: one line, nothing written
+    many = write_params(tmp_path / "many.yaml", {**SEARCH, "postprocess.slots": 64})
+    bad = tmp_path / "bad"
+    assert extract.main(["--params", str(many), *args[2:-1], str(bad)]) == 2
+    assert not bad.exists()

@@ -1,0 +1,112 @@
+"""Extraction of the final subnets: fixed slots chosen by trade-off, BN-recalibrated weights and model cards.
+
+Exactly ``postprocess.slots`` subnets leave the search, whatever the final front looks like (so the pipeline's
+shape never depends on the data): the high-trade-off points of the front (method.md §3.6), filled from the front
+by crowding and then from the next rank when the front is smaller (:func:`nat2.archive.high_tradeoff`). Each slot
+folder holds ``arch.json``, ``weights.pt`` (the static subnet's state dict, BN recalibrated on the calibration
+subset at the subnet's resolution) and ``card.json``; :func:`load_subnet` rebuilds a ready module from it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from nat2 import archive as arc
+from nat2.config import Params
+from nat2.errors import Nat2Error
+from nat2.io import write_json
+from nat2.space import Arch, SearchSpace, Variant
+
+__all__ = ["extract_slots", "load_subnet"]
+
+
+def _build(variant: str, arch: Arch, num_classes: int) -> nn.Module:
+    """An (untrained) static module with ``arch``'s structure: the super-net's extraction, minus its weights."""
+    from nat2.supernet import SuperNet
+
+    net = SuperNet(Variant.from_name(variant), arch.width_mult, num_classes, dropout=0.0)
+    return net.extract(arch).eval()
+
+
+def load_subnet(path: str | Path) -> nn.Module:
+    """The ready-to-use (eval mode) subnet saved in a slot folder by the ``extract`` stage.
+
+    Raises:
+        Nat2Error: the folder lacks ``card.json``/``weights.pt`` or they do not match each other.
+    """
+    folder = Path(path)
+    try:
+        card = json.loads((folder / "card.json").read_text())
+        state = torch.load(folder / "weights.pt", map_location="cpu", weights_only=True)
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise Nat2Error(f"{folder} is not a nat2 subnet folder ({type(exc).__name__}); rerun the extract stage"
+                        ) from None
+    arch = Arch.from_json(card["arch"])
+    module = _build(card["variant"], arch, card["num_classes"])
+    try:
+        module.load_state_dict(state)
+    except RuntimeError:
+        raise Nat2Error(f"{folder}: weights.pt does not fit card.json's architecture; rerun the extract stage"
+                        ) from None
+    return module.eval()
+
+
+def extract_slots(params: Params, archive: Path, supernet: Path, split: Path, out: Path) -> list[dict[str, Any]]:
+    """Write ``out/slot_<k>/`` for every slot and ``out/front.parquet`` (the final non-dominated set), atomically."""
+    from nat2.evaluate import accuracy
+    from nat2.loop import build_evaluator
+    from nat2.supernet import recalibrate_bn
+
+    ev = build_evaluator(params, supernet, split, cache_dir=None)
+    space: SearchSpace = ev.space
+    df = arc.read_archive(archive)
+    arc.check_genomes(df, space)
+    names = params.search.objectives
+    F = arc.objective_matrix(df, names)
+    k = params.postprocess.slots
+    if len(df) < k:
+        raise Nat2Error(f"the final archive has {len(df)} architectures, fewer than postprocess.slots = {k}; "
+                        "lower it or search longer")
+    chosen = arc.high_tradeoff(F, k)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    cards = []
+    try:
+        front = df.iloc[np.sort(arc.non_dominated(F))].reset_index(drop=True)
+        arc.write_archive(tmp / "front.parquet", arc.make_archive(front))
+        for slot, row_index in enumerate(chosen):
+            row = df.iloc[int(row_index)]
+            genome = np.asarray(row["genome"], dtype=np.int64)
+            arch = space.decode(genome)
+            sub = ev.nets.extract(arch).to(memory_format=ev.memory_format)
+            recalibrate_bn(sub, (x for x, _ in ev.calib.batches(arch.resolution, ev.calib_batch_size)))
+            top1 = accuracy(sub, ev.val.batches(arch.resolution, ev.eval_batch_size))
+            costs = ev.cost_model(genome[None])
+            card = {
+                "slot": slot, "id": str(row["id"]), "variant": space.variant.name, "arch": arch.to_json(),
+                "genome": [int(g) for g in genome], "num_classes": ev.nets.num_classes,
+                "resolution": arch.resolution, "params": int(costs["params"][0]), "macs": int(costs["macs"][0]),
+                "val_top1": top1, "archive_top1": float(row["top1"]), "origin_iteration": int(row["iteration"]),
+                "supernet_hash": ev.checkpoint_hash, "objectives": list(names),
+            }
+            folder = tmp / f"slot_{slot}"
+            folder.mkdir()
+            write_json(folder / "arch.json", {"id": card["id"], **arch.to_json()})
+            torch.save({k_: v.cpu().contiguous() for k_, v in sub.state_dict().items()}, folder / "weights.pt")
+            write_json(folder / "card.json", card)
+            cards.append(card)
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return cards

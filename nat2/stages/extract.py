@@ -1,0 +1,39 @@
+"""Stage ``extract``: the final subnets (fixed slots by trade-off) with recalibrated weights and model cards.
+
+``python -m nat2.stages.extract --params params.yaml --archive results/search/iter_3/archive.parquet
+--supernet results/search/iter_3/supernet.pt --split data/split.parquet --out results/final/extract``
+
+Writes ``<out>/slot_<k>/{arch.json,weights.pt,card.json}`` for k < postprocess.slots and ``<out>/front.parquet``
+(the final non-dominated set); the folder appears whole or not at all.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from nat2.extract import extract_slots
+from nat2.stages._common import base_parser, load, run_stage
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = base_parser("extract", "Extract the final subnets into fixed slots.")
+    parser.add_argument("--archive", required=True, type=Path)
+    parser.add_argument("--supernet", required=True, type=Path)
+    parser.add_argument("--split", required=True, type=Path)
+    parser.add_argument("--out", required=True, type=Path, help="output folder (slot_<k>/ + front.parquet)")
+    return parser
+
+
+def _body(args: argparse.Namespace) -> None:
+    extract_slots(load(args), args.archive, args.supernet, args.split, args.out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_stage(_parser(), _body, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
