@@ -34,6 +34,7 @@ __all__ = [
     "DataConfig",
     "PHASES",
     "Params",
+    "FinetuneConfig",
     "PhaseConfig",
     "PostprocessConfig",
     "PhasesConfig",
@@ -324,11 +325,25 @@ class SearchConfig:
 
 
 @dataclass(frozen=True)
+class FinetuneConfig:
+    """NAT2's two-step fine-tuning (method.md §4.4, without the reference's test-set early stopping)."""
+
+    epochs: int = key("step 1: at most this many epochs on the train split (validation picks the epoch count)", ge=1)
+    patience: int = key("step 1 stops when the validation loss has not improved for this many epochs", ge=1)
+    optimizer: str = key("sgd (momentum 0.9) or adamw", choices=("sgd", "adamw"))
+    lr: float = key("initial learning rate (cosine to 0 over the epochs actually trained)", gt=0.0, le=10.0)
+    weight_decay: float = key("weight decay", ge=0.0, le=1.0)
+    batch_size: int = key("training batch size", ge=2)
+
+
+@dataclass(frozen=True)
 class PostprocessConfig:
     """What happens after the search: the subnets that are extracted (and later fine-tuned and exported)."""
 
-    slots: int = key("subnets extracted from the final archive, by high trade-off (fixed: the pipeline's shape)",
-                     ge=1, le=64)
+    slots: tuple[int, ...] = key("slots of the subnets extracted from the final archive by high trade-off: "
+                                 "[0, 1, ..., k-1] (a fixed count: the pipeline's shape)", min_len=1, max_len=64,
+                                 unique=True, sorted=True, ge=0)
+    finetune: FinetuneConfig = key("two-step fine-tuning of every extracted subnet")
 
 
 @dataclass(frozen=True)
@@ -361,6 +376,8 @@ class Params:
         if not order or self.search.final != order[-1]:
             last = order[-1] if order else "?"
             _fail("search.final", self.search.final, f"must be the chain's last iteration ({last})", source)
+        if list(self.postprocess.slots) != list(range(len(self.postprocess.slots))):
+            _fail("postprocess.slots", list(self.postprocess.slots), "must be [0, 1, ..., k-1]", source)
         if list(self.search.shards) != list(range(len(self.search.shards))):
             _fail("search.shards", list(self.search.shards), "must be [0, 1, ..., n-1]", source)
         from nat2.schedule import check_schedule  # the rules live with the phase definitions

@@ -71,9 +71,9 @@ def extract_slots(params: Params, archive: Path, supernet: Path, split: Path, ou
     arc.check_genomes(df, space)
     names = params.search.objectives
     F = arc.objective_matrix(df, names)
-    k = params.postprocess.slots
+    k = len(params.postprocess.slots)
     if len(df) < k:
-        raise Nat2Error(f"the final archive has {len(df)} architectures, fewer than postprocess.slots = {k}; "
+        raise Nat2Error(f"the final archive has {len(df)} architectures, fewer than the {k} postprocess.slots; "
                         "lower it or search longer")
     chosen = arc.high_tradeoff(F, k)
     out.parent.mkdir(parents=True, exist_ok=True)

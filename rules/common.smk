@@ -15,6 +15,7 @@ FINAL_PHASE = config["train"]["final"]
 ITERATIONS = {str(k): str(v) for k, v in config["search"]["iterations"].items()}  # iteration -> previous one
 FINAL_ITERATION = str(config["search"]["final"])
 SHARDS = [str(s) for s in config["search"]["shards"]]
+SLOTS = [str(s) for s in config["postprocess"]["slots"]]
 
 
 def previous_phase(wildcards):

@@ -20,3 +20,27 @@ rule extract:
     shell:
         "python -m nat2.stages.extract --params params.yaml --threads {params.threads} --archive {input.archive} "
         "--supernet {input.supernet} --split {input.split} --out {output} --log {log}"
+
+
+rule finetune:
+    input:
+        extract=rules.extract.output[0],
+        split=rules.prepare_data.output.split,
+        code=code("finetune"),
+    output:
+        directory("results/final/finetune/slot_{slot}"),
+    wildcard_constraints:
+        slot="|".join(SLOTS),
+    params:
+        threads=THREADS,
+    threads: THREADS
+    resources:
+        mem_mb=8000,
+        gpu=1,
+    log:
+        "results/logs/final/finetune_{slot}.log",
+    benchmark:
+        "results/benchmarks/final/finetune_{slot}.tsv"
+    shell:
+        "python -m nat2.stages.finetune --params params.yaml --threads {params.threads} "
+        "--slot results/final/extract/slot_{wildcards.slot} --split {input.split} --out {output} --log {log}"

@@ -221,7 +221,7 @@ def test_extract_writes_fixed_slots_that_load_and_match(policy_runs: dict[str, P
     assert extract.main(args) == 0
     params = load_params(params_file)
     slots = sorted(out.glob("slot_*"))
-    assert [s.name for s in slots] == [f"slot_{k}" for k in range(params.postprocess.slots)]
+    assert [s.name for s in slots] == [f"slot_{k}" for k in params.postprocess.slots]
     cards = [json.loads((s / "card.json").read_text()) for s in slots]
     assert len({c["id"] for c in cards}) == len(cards)
     archive = arc.read_archive(run / "iter_2" / "archive.parquet")
@@ -245,7 +245,7 @@ def test_extract_writes_fixed_slots_that_load_and_match(policy_runs: dict[str, P
     for name in ("slot_0/weights.pt", "slot_0/card.json", "front.parquet"):
         assert (out / name).read_bytes() == (again / name).read_bytes(), name
     # too many slots for the archive: one line, nothing written
-    many = write_params(tmp_path / "many.yaml", {**SEARCH, "postprocess.slots": 64})
+    many = write_params(tmp_path / "many.yaml", {**SEARCH, "postprocess.slots": list(range(64))})
     bad = tmp_path / "bad"
     assert extract.main(["--params", str(many), *args[2:-1], str(bad)]) == 2
     assert not bad.exists()

@@ -1,0 +1,169 @@
+"""NAT2's two-step fine-tuning of an extracted subnet (method.md §4.4), with the reference's protocol bugs fixed.
+
+Step 1 trains the slot's subnet on the train split, validating after every epoch: the best validation top-1
+picks the epoch count, and training stops early once the validation loss has not improved for ``patience``
+epochs. Step 2 starts again from the extracted weights and trains on train + validation for exactly that many
+epochs, with the cosine spanning exactly those epochs. The test set is read only to report top-1 before and after
+(it never drives a decision, unlike the reference, whose step 2 early-stops on test loss: method.md §7.2 items
+9-11). Each epoch ends with a checkpoint in the partial folder, so a killed run resumes at the last epoch.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nat2.checkpoint import load_checkpoint, save_checkpoint
+from nat2.config import FinetuneConfig, Params, params_hash, to_dict
+from nat2.evaluate import accuracy
+from nat2.extract import load_subnet
+from nat2.io import write_json, write_text
+from nat2.train.optim import lr_at, set_lr
+
+__all__ = ["finetune_slot"]
+
+log = logging.getLogger(__name__)
+
+CSV_COLUMNS = ("step", "epoch", "lr", "train_loss", "val_loss", "val_top1")
+
+
+def _optimizer(model: nn.Module, cfg: FinetuneConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
+
+
+@torch.no_grad()
+def _val_loss_top1(model: nn.Module, evalset: Any, resolution: int, batch_size: int) -> tuple[float, float]:
+    model.eval()
+    total, n, correct = 0.0, 0, 0
+    for x, y in evalset.batches(resolution, batch_size):
+        out = model(x)
+        total += float(F.cross_entropy(out, y, reduction="sum"))
+        correct += int((out.argmax(1) == y).sum())
+        n += len(y)
+    return total / n, 100.0 * correct / n
+
+
+def _run(model: nn.Module, loader: Any, epochs: int, cfg: FinetuneConfig, val: Any | None, resolution: int,
+         eval_batch: int, ckpt: Path, tag: str, run_hash: str, patience: int | None) -> list[dict[str, Any]]:
+    """Train ``epochs`` epochs (early stop on validation loss when ``patience``); resumable per epoch."""
+    opt = _optimizer(model, cfg)
+    history: list[dict[str, Any]] = []
+    start = 0
+    if ckpt.is_file():
+        saved = load_checkpoint(ckpt, "finetune", "delete the partial folder to restart fine-tuning")
+        if saved["run_hash"] == run_hash:
+            model.load_state_dict(saved["model"])
+            opt.load_state_dict(saved["optimizer"])
+            history, start = saved["history"], saved["epoch"]
+            log.info("%s: resuming after epoch %d", tag, start)
+    steps = len(loader)
+    best_loss, since = min([h["val_loss"] for h in history] or [float("inf")]), 0
+    if history and patience:
+        losses = [h["val_loss"] for h in history]
+        since = len(losses) - 1 - int(np.argmin(losses))
+    for epoch in range(start, epochs):
+        if patience and since >= patience:
+            break
+        model.train()
+        loss_sum, seen, lr = 0.0, 0, cfg.lr
+        for b, (x, y) in enumerate(loader.epoch(epoch)):
+            lr = lr_at(epoch * steps + b, steps, epochs, 0, cfg.lr)
+            set_lr(opt, lr)
+            opt.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            loss_sum += loss.item() * len(y)
+            seen += len(y)
+        row = {"step": tag, "epoch": epoch + 1, "lr": lr, "train_loss": loss_sum / max(seen, 1),
+               "val_loss": None, "val_top1": None}
+        if val is not None:
+            row["val_loss"], row["val_top1"] = _val_loss_top1(model, val, resolution, eval_batch)
+            if row["val_loss"] < best_loss:
+                best_loss, since = row["val_loss"], 0
+            else:
+                since += 1
+        history.append(row)
+        log.info("%s epoch %d/%d: train loss %.4f val %s", tag, epoch + 1, epochs, row["train_loss"],
+                 "-" if val is None else f"loss {row['val_loss']:.4f} top1 {row['val_top1']:.2f}")
+        save_checkpoint(ckpt, "finetune", {"run_hash": run_hash, "model": model.state_dict(),
+                                           "optimizer": opt.state_dict(), "history": history, "epoch": epoch + 1})
+    return history
+
+
+def _csv(rows: list[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: "" if r[k] is None else f"{r[k]:.6g}" if isinstance(r[k], float) else r[k]
+                    for k in CSV_COLUMNS})
+    return buf.getvalue()
+
+
+def finetune_slot(params: Params, slot: Path, split: Path, out: Path,
+                  partial_root: Path = Path("results/.partial/finetune")) -> dict[str, Any]:
+    """Fine-tune one extracted subnet in two steps; write ``out/{weights.pt,card.json,metrics.csv}``."""
+    from nat2.data import EvalSet, TrainLoader, load_source, read_split
+    from nat2.runtime import memory_format, setup_torch
+
+    cfg = params.postprocess.finetune
+    device = setup_torch(params.runtime)
+    fmt = memory_format(params.runtime)
+    model = load_subnet(slot)  # raises the one-line error when the folder is not a subnet
+    card = json.loads((slot / "card.json").read_text())
+    r = int(card["resolution"])
+    source = load_source(params.data, params.seed, threads=params.runtime.threads)
+    sp = read_split(split)
+    sp.check_source(source)
+    val = EvalSet(source, sp, "val", device=device, memory_format=fmt)
+    test = EvalSet(source, sp, "test", device=device, memory_format=fmt)
+    eb = params.data.eval_batch_size
+    run_hash = params_hash({"card": card, "finetune": to_dict(cfg), "seed": params.seed,
+                            "data": to_dict(params.data)}, length=16)
+    partial = partial_root / f"{slot.name}-{run_hash}"
+    partial.mkdir(parents=True, exist_ok=True)
+    seed_iter = int(card["slot"])
+
+    model = model.to(device=device, memory_format=fmt)
+    test_before = accuracy(model, test.batches(r, eb))
+    loader1 = TrainLoader(source, sp, batch_size=cfg.batch_size, resolutions=[r], augment=params.data.augment,
+                          seed=params.seed, stage="finetune", iteration=seed_iter, device=device, memory_format=fmt)
+    h1 = _run(model, loader1, cfg.epochs, cfg, val, r, eb, partial / "step1.pt", "step1", run_hash, cfg.patience)
+    best = max(h1, key=lambda h: (h["val_top1"], -h["epoch"]))
+    best_epochs = int(best["epoch"])
+
+    merged = dataclasses.replace(sp, train_idx=np.concatenate([sp.train_idx, sp.val_idx]),
+                                 train_labels=np.concatenate([sp.train_labels, sp.val_labels]))
+    model = load_subnet(slot).to(device=device, memory_format=fmt)  # step 2 re-extracts: a fresh start
+    loader2 = TrainLoader(source, merged, batch_size=cfg.batch_size, resolutions=[r], augment=params.data.augment,
+                          seed=params.seed, stage="finetune", iteration=100 + seed_iter, device=device,
+                          memory_format=fmt)
+    h2 = _run(model, loader2, best_epochs, cfg, None, r, eb, partial / "step2.pt", "step2", run_hash, None)
+    test_after = accuracy(model, test.batches(r, eb))
+    result = {**card, "finetune": to_dict(cfg), "val_top1_finetuned": best["val_top1"],
+              "finetune_epochs": best_epochs, "test_top1_before": test_before, "test_top1_after": test_after}
+    out.mkdir(parents=True, exist_ok=True)
+    tmp_weights = out / "weights.pt"
+    save = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    torch.save(save, tmp_weights.with_suffix(".tmp"))
+    tmp_weights.with_suffix(".tmp").replace(tmp_weights)
+    shutil.copyfile(slot / "arch.json", out / "arch.json")
+    write_text(out / "metrics.csv", _csv(h1 + h2))
+    write_json(out / "card.json", result)
+    shutil.rmtree(partial, ignore_errors=True)
+    log.info("slot %s: test top-1 %.2f -> %.2f (%d epochs)", card["slot"], test_before, test_after, best_epochs)
+    return result
