@@ -10,9 +10,7 @@ epochs, with the cosine spanning exactly those epochs. The test set is read only
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import json
 import logging
 import shutil
@@ -28,7 +26,7 @@ from nat2.checkpoint import load_checkpoint, save_checkpoint
 from nat2.config import FinetuneConfig, Params, params_hash, to_dict
 from nat2.evaluate import accuracy
 from nat2.extract import load_subnet
-from nat2.io import write_json, write_text
+from nat2.io import csv_text, write_json, write_text
 from nat2.train.optim import lr_at, set_lr
 
 __all__ = ["finetune_slot"]
@@ -104,16 +102,6 @@ def _run(model: nn.Module, loader: Any, epochs: int, cfg: FinetuneConfig, val: A
     return history
 
 
-def _csv(rows: list[dict[str, Any]]) -> str:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: "" if r[k] is None else f"{r[k]:.6g}" if isinstance(r[k], float) else r[k]
-                    for k in CSV_COLUMNS})
-    return buf.getvalue()
-
-
 def finetune_slot(params: Params, slot: Path, split: Path, out: Path,
                   partial_root: Path = Path("results/.partial/finetune")) -> dict[str, Any]:
     """Fine-tune one extracted subnet in two steps; write ``out/{weights.pt,card.json,metrics.csv}``."""
@@ -162,7 +150,7 @@ def finetune_slot(params: Params, slot: Path, split: Path, out: Path,
     torch.save(save, tmp_weights.with_suffix(".tmp"))
     tmp_weights.with_suffix(".tmp").replace(tmp_weights)
     shutil.copyfile(slot / "arch.json", out / "arch.json")
-    write_text(out / "metrics.csv", _csv(h1 + h2))
+    write_text(out / "metrics.csv", csv_text(h1 + h2, CSV_COLUMNS))
     write_json(out / "card.json", result)
     shutil.rmtree(partial, ignore_errors=True)
     log.info("slot %s: test top-1 %.2f -> %.2f (%d epochs)", card["slot"], test_before, test_after, best_epochs)

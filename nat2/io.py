@@ -8,6 +8,8 @@ the new one.
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import json
 import math
 import os
@@ -16,7 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_path", "write_bytes", "write_json", "write_text"]
+__all__ = ["atomic_path", "csv_text", "write_bytes", "write_json", "write_text"]
 
 
 @contextlib.contextmanager
@@ -67,3 +69,14 @@ def _finite(obj: Any) -> Any:
 def write_json(path: str | os.PathLike[str], obj: Any, default: Callable[[Any], Any] | None = None) -> None:
     """Atomically write ``obj`` as sorted, indented, strict JSON (stable bytes for DVC and Snakemake checksums)."""
     write_text(path, json.dumps(_finite(obj), indent=2, sort_keys=True, default=default, allow_nan=False) + "\n")
+
+
+def csv_text(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
+    """Metric rows as CSV for DVC plots: fixed columns, floats to 6 significant digits, None as an empty cell."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if row[k] is None else f"{row[k]:.6g}" if isinstance(row[k], float) else row[k]
+                         for k in columns})
+    return buf.getvalue()

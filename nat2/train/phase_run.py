@@ -9,9 +9,7 @@ nor DVC deletes them before a rerun resumes.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import logging
 import shutil
 from dataclasses import asdict, dataclass
@@ -24,7 +22,7 @@ from nat2.checkpoint import load_checkpoint, save_checkpoint
 from nat2.config import PHASES, Params, params_hash, to_dict
 from nat2.data import EvalSet, TrainLoader, load_source, read_split
 from nat2.errors import Nat2Error
-from nat2.io import write_text
+from nat2.io import csv_text, write_text
 from nat2.manifest import write_manifest
 from nat2.runtime import memory_format, setup_torch
 from nat2.seeds import torch_generator
@@ -157,16 +155,6 @@ def _teacher(params: Params, phase: str, width: float, source_path: Path, space:
     return teacher
 
 
-def _metrics_csv(rows: list[dict[str, Any]]) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: ("" if row[k] is None else f"{row[k]:.6g}" if isinstance(row[k], float) else row[k])
-                         for k in CSV_COLUMNS})
-    return buf.getvalue()
-
-
 def run_phase(inputs: PhaseInputs) -> None:
     """Train one phase for every width (one chain per width) and write the phase checkpoint, CSV and manifest.
 
@@ -221,7 +209,7 @@ def run_phase(inputs: PhaseInputs) -> None:
     out = inputs.out
     save_checkpoint(out, "phase", {"variant": space.variant.name, "num_classes": source.num_classes,
                                    "phase": phase, "run_hash": run_hash, "widths": widths})
-    write_text(out.with_name(f"{out.stem}.metrics.csv"), _metrics_csv(history))
+    write_text(out.with_name(f"{out.stem}.metrics.csv"), csv_text(history, CSV_COLUMNS))
     write_manifest(out.with_name(f"{out.stem}.manifest.json"), "train_supernet", params, str(device), extra={
         "phase": phase, "run_hash": run_hash, "world_size": dist.world_size, "validation": {
             k: {m: v for m, v in w["validation"].items() if m != "subnets"} for k, w in widths.items()}})
