@@ -10,8 +10,6 @@ subset at the subnet's resolution) and ``card.json``; :func:`load_subnet` rebuil
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +20,7 @@ from torch import nn
 from nat2 import archive as arc
 from nat2.config import Params
 from nat2.errors import Nat2Error
-from nat2.io import write_json
+from nat2.io import atomic_dir, write_json
 from nat2.space import Arch, SearchSpace, Variant
 
 __all__ = ["extract_slots", "load_subnet"]
@@ -76,10 +74,8 @@ def extract_slots(params: Params, archive: Path, supernet: Path, split: Path, ou
         raise Nat2Error(f"the final archive has {len(df)} architectures, fewer than the {k} postprocess.slots; "
                         "lower it or search longer")
     chosen = arc.high_tradeoff(F, k)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     cards = []
-    try:
+    with atomic_dir(out) as tmp:
         front = df.iloc[np.sort(arc.non_dominated(F))].reset_index(drop=True)
         arc.write_archive(tmp / "front.parquet", arc.make_archive(front))
         for slot, row_index in enumerate(chosen):
@@ -103,10 +99,4 @@ def extract_slots(params: Params, archive: Path, supernet: Path, split: Path, ou
             torch.save({k_: v.cpu().contiguous() for k_, v in sub.state_dict().items()}, folder / "weights.pt")
             write_json(folder / "card.json", card)
             cards.append(card)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return cards

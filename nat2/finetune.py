@@ -26,7 +26,7 @@ from nat2.checkpoint import load_checkpoint, save_checkpoint
 from nat2.config import FinetuneConfig, Params, params_hash, to_dict
 from nat2.evaluate import accuracy
 from nat2.extract import load_subnet
-from nat2.io import csv_text, write_json, write_text
+from nat2.io import atomic_dir, csv_text, write_json, write_text
 from nat2.train.optim import lr_at, set_lr
 
 __all__ = ["finetune_slot"]
@@ -144,14 +144,11 @@ def finetune_slot(params: Params, slot: Path, split: Path, out: Path,
     test_after = accuracy(model, test.batches(r, eb))
     result = {**card, "finetune": to_dict(cfg), "val_top1_finetuned": best["val_top1"],
               "finetune_epochs": best_epochs, "test_top1_before": test_before, "test_top1_after": test_after}
-    out.mkdir(parents=True, exist_ok=True)
-    tmp_weights = out / "weights.pt"
-    save = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    torch.save(save, tmp_weights.with_suffix(".tmp"))
-    tmp_weights.with_suffix(".tmp").replace(tmp_weights)
-    shutil.copyfile(slot / "arch.json", out / "arch.json")
-    write_text(out / "metrics.csv", csv_text(h1 + h2, CSV_COLUMNS))
-    write_json(out / "card.json", result)
+    with atomic_dir(out) as tmp:
+        torch.save({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, tmp / "weights.pt")
+        shutil.copyfile(slot / "arch.json", tmp / "arch.json")
+        write_text(tmp / "metrics.csv", csv_text(h1 + h2, CSV_COLUMNS))
+        write_json(tmp / "card.json", result)
     shutil.rmtree(partial, ignore_errors=True)
     log.info("slot %s: test top-1 %.2f -> %.2f (%d epochs)", card["slot"], test_before, test_after, best_epochs)
     return result

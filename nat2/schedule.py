@@ -12,11 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["DIMENSIONS", "PHASE_DIMENSION", "applies", "check_schedule", "phase_names"]
+__all__ = ["PHASE_DIMENSION", "applies", "check_schedule"]
 
-#: elastic dimension -> PhaseConfig field holding its allowed values
-DIMENSIONS = {"kernel": "kernel_sizes", "level": "levels", "exit": "exits", "depth": "depths",
-              "expand": "expand_ratios"}
 #: phase name -> the dimension it opens (None for the static max network)
 PHASE_DIMENSION = {name: (None if name in ("full", "warmup") else name.split("_")[0]) for name in
                    ("full", "kernel", "level_1", "level_2", "exit_1", "exit_2", "exit_3", "exit_4", "depth_1",
@@ -32,11 +29,6 @@ def applies(phase: str, variant: str) -> bool:
     if dim == "exit":
         return variant.startswith("ee_")
     return True
-
-
-def phase_names(variant: str) -> list[str]:
-    """Every phase of ``variant`` in the reference order."""
-    return [p for p in PHASE_DIMENSION if applies(p, variant)]
 
 
 def _relevant_fields(variant: str) -> list[str]:
