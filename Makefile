@@ -7,7 +7,7 @@ THREADS = $(shell $(BIN)/python -c "import yaml; print(yaml.safe_load(open('para
 export DVC_NO_ANALYTICS := 1
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: venv run test lint use dry-run clean-results
+.PHONY: venv run rerun smoke test lint use dry-run clean-results
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,16 @@ run: use
 	$(BIN)/nat2 validate params.yaml
 	$(BIN)/snakemake --cores $(THREADS)
 	$(BIN)/dvc commit -f -q
+
+## rerun ITER=k: that iteration's four stages (fit_surrogate, search, update_archive, adapt_supernet) and everything
+## downstream, with Snakemake, then `dvc commit -f` so DVC agrees
+rerun: venv
+	@test -n "$(ITER)" || { echo "usage: make rerun ITER=<iteration of search.iterations>" >&2; exit 2; }
+	$(BIN)/nat2 rerun $(ITER) --cores $(THREADS)
+
+## smoke: the whole chain on params/ci.yaml in a temporary copy of the repository (last line: smoke: ...)
+smoke: venv
+	$(BIN)/nat2 smoke --cores $(THREADS)
 
 dry-run: venv
 	$(BIN)/snakemake --cores $(THREADS) --dry-run

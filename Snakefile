@@ -18,4 +18,4 @@ include: "rules/final.smk"
 rule all:
     default_target: True
     input:
-        expand("results/final/finetune/slot_{slot}", slot=SLOTS),
+        rules.report.output,

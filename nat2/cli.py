@@ -59,6 +59,63 @@ def _deps(args: argparse.Namespace) -> int:
     return 0
 
 
+def _show(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from nat2.report import summary_table
+    from nat2.subnet import read_card
+
+    root = Path(args.results)
+    folder = root / "final" / "finetune"
+    slots = sorted(folder.glob("slot_*"), key=lambda p: int(p.name.split("_")[1]) if p.name[5:].isdigit() else -1)
+    if not slots:
+        raise Nat2Error(f"no fine-tuned slots under {folder}; run the pipeline (make run) or pass the results folder")
+    print(summary_table([read_card(s) for s in slots]), end="")
+    metrics = root / "report" / "metrics.json"
+    if metrics.is_file():
+        import json
+
+        m = json.loads(metrics.read_text())
+        print(f"\nHV {m['initial_hv']:.5f} -> {m['final_hv']:.5f} over {m['iterations']} iterations; "
+              f"best test top-1 {m['best_test_top1']:.2f} % (slot {m['best_slot']})")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from nat2.export import FORMATS, export_slot
+    from nat2.subnet import load_subnet, read_card
+
+    folder = Path(args.results) / "final" / "finetune" / f"slot_{args.slot}"
+    card = read_card(folder)
+    out = Path(args.out) if args.out else folder
+    out.mkdir(parents=True, exist_ok=True)
+    record = export_slot(load_subnet(folder), int(card["resolution"]), out, (args.format,))
+    print(f"{out / FORMATS[args.format]}: matches the eager module (max error {record[args.format]['max_error']:.1e})")
+    return 0
+
+
+def _smoke(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from nat2.pipeline import smoke, smoke_line
+
+    result = smoke(Path(args.keep) if args.keep else None, args.preset, args.cores)
+    print(smoke_line(result))
+    return 0
+
+
+def _rerun(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from nat2.pipeline import rerun_iteration
+
+    rerun_iteration(Path.cwd(), str(args.iteration), args.cores)
+    print(f"iteration {args.iteration} and everything downstream rerun")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``nat2`` command."""
     parser = argparse.ArgumentParser(prog="nat2", description="NAT2 neural architecture search pipeline helpers.")
@@ -76,6 +133,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", nargs="?", default="dvc.yaml")
     p.add_argument("--write", action="store_true", help="rewrite the out-of-date lists in place")
     p.set_defaults(func=_deps)
+    p = sub.add_parser("show", help="print the fine-tuned subnets' table (and the report's headline figures)")
+    p.add_argument("results", nargs="?", default="results")
+    p.set_defaults(func=_show)
+    p = sub.add_parser("export", help="export a fine-tuned slot to ONNX or a torch.export program, checked")
+    p.add_argument("--slot", required=True, type=int)
+    p.add_argument("--format", required=True, choices=("onnx", "pt2"))
+    p.add_argument("--results", default="results", help="results folder (default: results)")
+    p.add_argument("--out", default=None, help="output folder (default: the slot's folder)")
+    p.set_defaults(func=_export)
+    p = sub.add_parser("smoke", help="run the whole tiny chain in a temporary copy of the repository (make smoke)")
+    p.add_argument("--preset", default="params/ci.yaml")
+    p.add_argument("--cores", type=int, default=2)
+    p.add_argument("--keep", default=None, help="run in this folder and keep it (default: a temporary one)")
+    p.set_defaults(func=_smoke)
+    p = sub.add_parser("rerun", help="rerun one search iteration and everything downstream (make rerun ITER=k)")
+    p.add_argument("iteration")
+    p.add_argument("--cores", type=int, default=2)
+    p.set_defaults(func=_rerun)
     return parser
 
 

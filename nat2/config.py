@@ -334,6 +334,10 @@ class FinetuneConfig:
     lr: float = key("initial learning rate (cosine to 0 over the epochs actually trained)", gt=0.0, le=10.0)
     weight_decay: float = key("weight decay", ge=0.0, le=1.0)
     batch_size: int = key("training batch size", ge=2)
+    method: str = key("standard (the searched single-exit net) or aep (exits 1..nd re-attached and trained "
+                      "jointly; early-exit variants only)", choices=("standard", "aep"))
+    ordering: str = key("AEP exit weighting: asc, desc, mix (loss desc, output asc) or unif (method.md §2.6)",
+                        choices=("asc", "desc", "mix", "unif"))
 
 
 @dataclass(frozen=True)
@@ -378,6 +382,9 @@ class Params:
             _fail("search.final", self.search.final, f"must be the chain's last iteration ({last})", source)
         if list(self.postprocess.slots) != list(range(len(self.postprocess.slots))):
             _fail("postprocess.slots", list(self.postprocess.slots), "must be [0, 1, ..., k-1]", source)
+        if self.postprocess.finetune.method == "aep" and not self.supernet.variant.startswith("ee_"):
+            _fail("postprocess.finetune.method", "aep", f"needs an early-exit variant (ee_*), not "
+                  f"{self.supernet.variant}; use standard", source)
         if list(self.search.shards) != list(range(len(self.search.shards))):
             _fail("search.shards", list(self.search.shards), "must be [0, 1, ..., n-1]", source)
         from nat2.schedule import check_schedule  # the rules live with the phase definitions

@@ -26,6 +26,9 @@ multiplier, sides follow ``(H - 1) // stride + 1``):
 * exit head after the last executed stage: 1×1 conv to ``F`` + BN, global pool, 1×1 conv ``F → L`` (no BN),
   linear ``L → num_classes`` with bias; ``(F, L) = exit_widths(w, exit)``. Early-exit sub-networks contain only
   the stages up to their exit and that exit's head. Dense connections add nothing.
+* ``exits="all"`` costs the AEP multi-exit network of fine-tuning (method.md §4.4): the same body, truncated after
+  the arch's exit stage ``nd`` (unlike the reference, whose re-assembled net runs all five stages: §7.2 item 10),
+  with every exit head ``1..nd`` attached; all heads run at inference since the prediction is their weighted sum.
 
 :meth:`CostModel.cost_breakdown` names every part (``stem.conv``, ``stage2.layer0.mbconv.expand``,
 ``exit.classifier``...; stages and layers 0-based) so that a disagreement with a hook-based count on the real
@@ -194,6 +197,8 @@ class CostModel:
     _base: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]] = field(init=False, repr=False, compare=False)
     _layers: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]] = field(init=False, repr=False, compare=False)
     _heads: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]] = field(init=False, repr=False, compare=False)
+    _all_heads: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]] = field(init=False, repr=False,
+                                                                              compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.space, SearchSpace):
@@ -226,12 +231,16 @@ class CostModel:
         object.__setattr__(self, "_base", (_readonly(base[0]), _readonly(base[1])))
         object.__setattr__(self, "_layers", (_readonly(layers[0]), _readonly(layers[1])))
         object.__setattr__(self, "_heads", (_readonly(heads[0]), _readonly(heads[1])))
+        all_heads = np.cumsum(heads, axis=-1)  # [..., x-1] = heads of exits 1..x
+        object.__setattr__(self, "_all_heads", (_readonly(all_heads[0]), _readonly(all_heads[1])))
 
-    def __call__(self, X: npt.ArrayLike) -> dict[str, npt.NDArray[np.int64]]:
+    def __call__(self, X: npt.ArrayLike, exits: str = "single") -> dict[str, npt.NDArray[np.int64]]:
         """Params and MACs of the sub-network each canonical genome describes.
 
         Args:
             X: canonical genomes ``[n, n_var]`` (a single ``[n_var]`` genome gives numpy int64 scalars).
+            exits: ``"single"`` (the searched network: one head, at its exit) or ``"all"`` (the AEP multi-exit
+                network: heads ``1..nd``; equal to ``"single"`` for single-exit variants).
 
         Returns:
             ``{"params": int64[n], "macs": int64[n]}``.
@@ -240,6 +249,11 @@ class CostModel:
             ValueError: on a wrong shape or a non-canonical genome (repair it first).
         """
         sp = self.space
+        heads = {"single": self._heads, "all": self._all_heads}.get(exits)
+        if heads is None:
+            raise ValueError(f"CostModel: exits must be 'single' or 'all', got {exits!r}")
+        if exits == "all" and not sp.variant.early_exit:
+            heads = self._heads
         ok = sp.is_canonical(X)
         G = np.atleast_2d(np.asarray(X)).astype(np.int64)
         if not np.all(ok):
@@ -247,22 +261,23 @@ class CostModel:
             raise ValueError(f"CostModel: genome {bad} is not canonical ({sp.explain(G[bad])}); repair it first")
         n = G.shape[0]
         r, w = G[:, 0], G[:, 1]
-        exits = G[:, sp.exit_gene] + 1 if sp.exit_gene is not None else np.full(n, N_STAGES, dtype=np.int64)
+        nd = G[:, sp.exit_gene] + 1 if sp.exit_gene is not None else np.full(n, N_STAGES, dtype=np.int64)
         codes = G[:, sp.layer_offset:]
-        active = np.asarray(LAYER_STAGE)[None, :] < exits[:, None]  # layers of stages past the exit never run
+        active = np.asarray(LAYER_STAGE)[None, :] < nd[:, None]  # layers of stages past the exit never run
         pos = np.arange(N_LAYERS)[None, :]
         out = {}
         for k, name in enumerate(("params", "macs")):
             layer = self._layers[k][w[:, None], r[:, None], pos, codes]
-            out[name] = self._base[k][w, r] + np.where(active, layer, 0).sum(axis=1) + self._heads[k][w, r, exits - 1]
+            out[name] = self._base[k][w, r] + np.where(active, layer, 0).sum(axis=1) + heads[k][w, r, nd - 1]
         if np.ndim(ok) == 0:
             return {name: v[0] for name, v in out.items()}
         return out
 
-    def cost_breakdown(self, arch: Arch) -> dict[str, Cost]:
+    def cost_breakdown(self, arch: Arch, exits: str = "single") -> dict[str, Cost]:
         """Per-part costs of one architecture in forward order (pure Python, for debugging and cross-checks).
 
-        Each conv's entry includes its BatchNorm's parameters. Parts of layers that do not run are absent.
+        Each conv's entry includes its BatchNorm's parameters. Parts of layers that do not run are absent. With
+        ``exits="all"`` the heads are named ``exit1.…`` to ``exit<nd>.…``.
 
         Raises:
             ValueError: when ``arch`` does not belong to this cost model's space.
@@ -272,12 +287,18 @@ class CostModel:
         parts = _stem_parts(geo)
         for stage, pos, i in arch.active_layers():
             parts += _layer_parts(geo, stage, pos, arch.kernel_sizes[i], arch.expand_ratios[i], arch.branches[i])
-        parts += _exit_parts(geo, arch.stages_run, self.num_classes)
+        if exits not in ("single", "all"):
+            raise ValueError(f"CostModel: exits must be 'single' or 'all', got {exits!r}")
+        if exits == "all" and arch.exit is not None:
+            for x in range(1, arch.stages_run + 1):
+                parts += [(f"exit{x}" + name[len("exit"):], c) for name, c in _exit_parts(geo, x, self.num_classes)]
+        else:
+            parts += _exit_parts(geo, arch.stages_run, self.num_classes)
         return dict(parts)
 
-    def arch_cost(self, arch: Arch) -> Cost:
+    def arch_cost(self, arch: Arch, exits: str = "single") -> Cost:
         """Total of :meth:`cost_breakdown`."""
-        return _total(list(self.cost_breakdown(arch).items()))
+        return _total(list(self.cost_breakdown(arch, exits).items()))
 
 
 def _as_pair(cost: Cost) -> tuple[int, int]:

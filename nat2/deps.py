@@ -11,7 +11,7 @@ import ast
 import re
 from pathlib import Path
 
-__all__ = ["module_file", "stage_code_deps", "sync_dvc_yaml"]
+__all__ = ["module_file", "stage_code_deps", "stage_settings", "sync_dvc_yaml"]
 
 _ROOT = Path(__file__).resolve().parent.parent
 
@@ -118,3 +118,22 @@ def sync_dvc_yaml(path: str | Path = "dvc.yaml", write: bool = False, root: Path
 
         write_text(p, "\n".join(out) + "\n")
     return changed
+
+
+def stage_settings(stage: str, config: dict, dvc_yaml: str | Path = "dvc.yaml") -> dict:
+    """The params.yaml values a stage reads: the keys its dvc.yaml ``params:`` list names, looked up in ``config``.
+
+    Snakemake only reruns a job for a changed setting when the setting is one of the rule's ``params``; the rules
+    pass this dict, so both tools rerun a stage for exactly the same keys, listed once (in dvc.yaml).
+    """
+    import yaml
+
+    stages = yaml.safe_load(Path(dvc_yaml).read_text(encoding="utf-8"))["stages"]
+    body = stages[stage].get("do", stages[stage])
+    out: dict = {}
+    for key in body.get("params", []):
+        node = config
+        for part in str(key).split("."):
+            node = node[part]
+        out[str(key)] = node
+    return out

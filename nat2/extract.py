@@ -4,57 +4,26 @@ Exactly ``postprocess.slots`` subnets leave the search, whatever the final front
 shape never depends on the data): the high-trade-off points of the front (method.md §3.6), filled from the front
 by crowding and then from the next rank when the front is smaller (:func:`nat2.archive.high_tradeoff`). Each slot
 folder holds ``arch.json``, ``weights.pt`` (the static subnet's state dict, BN recalibrated on the calibration
-subset at the subnet's resolution) and ``card.json``; :func:`load_subnet` rebuilds a ready module from it.
+subset at the subnet's resolution) and ``card.json``; :func:`nat2.subnet.load_subnet` rebuilds a ready module
+from it.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from nat2 import archive as arc
 from nat2.config import Params
 from nat2.errors import Nat2Error
 from nat2.io import atomic_dir, write_json
-from nat2.space import Arch, SearchSpace, Variant
+from nat2.manifest import write_manifest
+from nat2.space import SearchSpace
 
-__all__ = ["extract_slots", "load_subnet"]
-
-
-def _build(variant: str, arch: Arch, num_classes: int) -> nn.Module:
-    """An (untrained) static module with ``arch``'s structure: the super-net's extraction, minus its weights."""
-    from nat2.supernet import SuperNet
-
-    net = SuperNet(Variant.from_name(variant), arch.width_mult, num_classes, dropout=0.0)
-    return net.extract(arch).eval()
-
-
-def load_subnet(path: str | Path) -> nn.Module:
-    """The ready-to-use (eval mode) subnet saved in a slot folder by the ``extract`` stage.
-
-    Raises:
-        Nat2Error: the folder lacks ``card.json``/``weights.pt`` or they do not match each other.
-    """
-    folder = Path(path)
-    try:
-        card = json.loads((folder / "card.json").read_text())
-        state = torch.load(folder / "weights.pt", map_location="cpu", weights_only=True)
-    except (OSError, ValueError, RuntimeError) as exc:
-        raise Nat2Error(f"{folder} is not a nat2 subnet folder ({type(exc).__name__}); rerun the extract stage"
-                        ) from None
-    arch = Arch.from_json(card["arch"])
-    module = _build(card["variant"], arch, card["num_classes"])
-    try:
-        module.load_state_dict(state)
-    except RuntimeError:
-        raise Nat2Error(f"{folder}: weights.pt does not fit card.json's architecture; rerun the extract stage"
-                        ) from None
-    return module.eval()
+__all__ = ["extract_slots"]
 
 
 def extract_slots(params: Params, archive: Path, supernet: Path, split: Path, out: Path) -> list[dict[str, Any]]:
@@ -76,6 +45,8 @@ def extract_slots(params: Params, archive: Path, supernet: Path, split: Path, ou
     chosen = arc.high_tradeoff(F, k)
     cards = []
     with atomic_dir(out) as tmp:
+        write_manifest(tmp / "manifest.json", "extract", params, str(next(ev.nets.parameters()).device),
+                       extra={"archive": str(archive), "supernet_hash": ev.checkpoint_hash})
         front = df.iloc[np.sort(arc.non_dominated(F))].reset_index(drop=True)
         arc.write_archive(tmp / "front.parquet", arc.make_archive(front))
         for slot, row_index in enumerate(chosen):
@@ -91,7 +62,7 @@ def extract_slots(params: Params, archive: Path, supernet: Path, split: Path, ou
                 "genome": [int(g) for g in genome], "num_classes": ev.nets.num_classes,
                 "resolution": arch.resolution, "params": int(costs["params"][0]), "macs": int(costs["macs"][0]),
                 "val_top1": top1, "archive_top1": float(row["top1"]), "origin_iteration": int(row["iteration"]),
-                "supernet_hash": ev.checkpoint_hash, "objectives": list(names),
+                "supernet_hash": ev.checkpoint_hash, "objectives": list(names), "exits": "single",
             }
             folder = tmp / f"slot_{slot}"
             folder.mkdir()

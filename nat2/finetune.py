@@ -6,12 +6,18 @@ epochs. Step 2 starts again from the extracted weights and trains on train + val
 epochs, with the cosine spanning exactly those epochs. The test set is read only to report top-1 before and after
 (it never drives a decision, unlike the reference, whose step 2 early-stops on test loss: method.md §7.2 items
 9-11). Each epoch ends with a checkpoint in the partial folder, so a killed run resumes at the last epoch.
+
+Both steps start from the slot's architecture extracted afresh from the final super-net and BN-recalibrated (the
+weights the ``extract`` stage saved). ``method: aep`` (early-exit variants) extracts AEP's multi-exit network
+instead: every exit head ``1..nd`` re-attached, trained with ``sum_i w_i * CE_i`` and deployed as the weighted
+sum of the exits' logits; its params/MACs on the card are the cost model's ``exits="all"`` counts. The finished
+folder also holds the ONNX and ``torch.export`` programs of the deployed module (:mod:`nat2.export`), each
+checked against the eager module.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import shutil
 from pathlib import Path
@@ -22,11 +28,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nat2.checkpoint import load_checkpoint, save_checkpoint
+from nat2.checkpoint import load_checkpoint, load_supernet, save_checkpoint
 from nat2.config import FinetuneConfig, Params, params_hash, to_dict
+from nat2.costs import CostModel
+from nat2.errors import Nat2Error
 from nat2.evaluate import accuracy
-from nat2.extract import load_subnet
 from nat2.io import atomic_dir, csv_text, write_json, write_text
+from nat2.manifest import write_manifest
+from nat2.space import Arch, SearchSpace
+from nat2.subnet import read_card
+from nat2.supernet import MultiExitNet, recalibrate_bn
+from nat2.train.losses import aep_loss, aep_weights
 from nat2.train.optim import lr_at, set_lr
 
 __all__ = ["finetune_slot"]
@@ -42,6 +54,13 @@ def _optimizer(model: nn.Module, cfg: FinetuneConfig) -> torch.optim.Optimizer:
     return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
 
 
+def _loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_weights: tuple[float, ...] | None
+          ) -> torch.Tensor:
+    if isinstance(model, MultiExitNet):
+        return aep_loss(model.forward_exits(x), y, loss_weights, 0.0)
+    return F.cross_entropy(model(x), y)
+
+
 @torch.no_grad()
 def _val_loss_top1(model: nn.Module, evalset: Any, resolution: int, batch_size: int) -> tuple[float, float]:
     model.eval()
@@ -55,7 +74,8 @@ def _val_loss_top1(model: nn.Module, evalset: Any, resolution: int, batch_size: 
 
 
 def _run(model: nn.Module, loader: Any, epochs: int, cfg: FinetuneConfig, val: Any | None, resolution: int,
-         eval_batch: int, ckpt: Path, tag: str, run_hash: str, patience: int | None) -> list[dict[str, Any]]:
+         eval_batch: int, ckpt: Path, tag: str, run_hash: str, patience: int | None,
+         loss_weights: tuple[float, ...] | None = None) -> list[dict[str, Any]]:
     """Train ``epochs`` epochs (early stop on validation loss when ``patience``); resumable per epoch."""
     opt = _optimizer(model, cfg)
     history: list[dict[str, Any]] = []
@@ -81,7 +101,7 @@ def _run(model: nn.Module, loader: Any, epochs: int, cfg: FinetuneConfig, val: A
             lr = lr_at(epoch * steps + b, steps, epochs, 0, cfg.lr)
             set_lr(opt, lr)
             opt.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(model(x), y)
+            loss = _loss(model, x, y, loss_weights)
             loss.backward()
             opt.step()
             loss_sum += loss.item() * len(y)
@@ -102,52 +122,80 @@ def _run(model: nn.Module, loader: Any, epochs: int, cfg: FinetuneConfig, val: A
     return history
 
 
-def finetune_slot(params: Params, slot: Path, split: Path, out: Path,
+def _start(nets: Any, arch: Arch, output_weights: tuple[float, ...] | None, calib: Any, batch_size: int,
+           device: torch.device, fmt: torch.memory_format) -> nn.Module:
+    """The slot's network extracted afresh from the super-net, BN-recalibrated: both steps start here."""
+    model = nets.extract(arch, output_weights).to(device=device, memory_format=fmt)
+    recalibrate_bn(model, (x for x, _ in calib.batches(arch.resolution, batch_size)))
+    return model
+
+
+def finetune_slot(params: Params, slot: Path, supernet: Path, split: Path, out: Path,
                   partial_root: Path = Path("results/.partial/finetune")) -> dict[str, Any]:
-    """Fine-tune one extracted subnet in two steps; write ``out/{weights.pt,card.json,metrics.csv}``."""
+    """Fine-tune one extracted subnet in two steps; write ``out/{weights.pt,card.json,metrics.csv,model.*}``."""
     from nat2.data import EvalSet, TrainLoader, load_source, read_split
+    from nat2.export import export_slot
     from nat2.runtime import memory_format, setup_torch
 
     cfg = params.postprocess.finetune
     device = setup_torch(params.runtime)
     fmt = memory_format(params.runtime)
-    model = load_subnet(slot)  # raises the one-line error when the folder is not a subnet
-    card = json.loads((slot / "card.json").read_text())
-    r = int(card["resolution"])
+    card = read_card(slot)  # raises the one-line error when the folder is not a subnet
+    space = SearchSpace.from_config(params.supernet)
+    arch = Arch.from_json(card["arch"])
+    r = arch.resolution
     source = load_source(params.data, params.seed, threads=params.runtime.threads)
     sp = read_split(split)
     sp.check_source(source)
+    nets, meta = load_supernet(supernet, space, num_classes=source.num_classes)
+    if meta["content_hash"] != card["supernet_hash"]:
+        raise Nat2Error(f"{slot} was extracted from super-net {card['supernet_hash']}, but {supernet} is "
+                        f"{meta['content_hash']}; rerun the extract stage")
+    nets = nets.to(device=device, memory_format=fmt).eval()
+    calib = EvalSet(source, sp, "calib", device=device, memory_format=fmt, augment=params.data.augment,
+                    seed=params.seed)
     val = EvalSet(source, sp, "val", device=device, memory_format=fmt)
     test = EvalSet(source, sp, "test", device=device, memory_format=fmt)
-    eb = params.data.eval_batch_size
+    eb, cb = params.data.eval_batch_size, params.data.calib_batch_size
+    multi = cfg.method == "aep"
+    loss_w, out_w = aep_weights(arch.stages_run, cfg.ordering) if multi else (None, None)
     run_hash = params_hash({"card": card, "finetune": to_dict(cfg), "seed": params.seed,
                             "data": to_dict(params.data)}, length=16)
     partial = partial_root / f"{slot.name}-{run_hash}"
     partial.mkdir(parents=True, exist_ok=True)
     seed_iter = int(card["slot"])
 
-    model = model.to(device=device, memory_format=fmt)
+    model = _start(nets, arch, out_w, calib, cb, device, fmt)
     test_before = accuracy(model, test.batches(r, eb))
     loader1 = TrainLoader(source, sp, batch_size=cfg.batch_size, resolutions=[r], augment=params.data.augment,
                           seed=params.seed, stage="finetune", iteration=seed_iter, device=device, memory_format=fmt)
-    h1 = _run(model, loader1, cfg.epochs, cfg, val, r, eb, partial / "step1.pt", "step1", run_hash, cfg.patience)
+    h1 = _run(model, loader1, cfg.epochs, cfg, val, r, eb, partial / "step1.pt", "step1", run_hash, cfg.patience,
+              loss_w)
     best = max(h1, key=lambda h: (h["val_top1"], -h["epoch"]))
     best_epochs = int(best["epoch"])
 
     merged = dataclasses.replace(sp, train_idx=np.concatenate([sp.train_idx, sp.val_idx]),
                                  train_labels=np.concatenate([sp.train_labels, sp.val_labels]))
-    model = load_subnet(slot).to(device=device, memory_format=fmt)  # step 2 re-extracts: a fresh start
+    model = _start(nets, arch, out_w, calib, cb, device, fmt)  # step 2 re-extracts: a fresh start
     loader2 = TrainLoader(source, merged, batch_size=cfg.batch_size, resolutions=[r], augment=params.data.augment,
                           seed=params.seed, stage="finetune", iteration=100 + seed_iter, device=device,
                           memory_format=fmt)
-    h2 = _run(model, loader2, best_epochs, cfg, None, r, eb, partial / "step2.pt", "step2", run_hash, None)
+    h2 = _run(model, loader2, best_epochs, cfg, None, r, eb, partial / "step2.pt", "step2", run_hash, None, loss_w)
     test_after = accuracy(model, test.batches(r, eb))
-    result = {**card, "finetune": to_dict(cfg), "val_top1_finetuned": best["val_top1"],
-              "finetune_epochs": best_epochs, "test_top1_before": test_before, "test_top1_after": test_after}
+    costs = CostModel(space, source.num_classes)(np.asarray(card["genome"])[None], "all" if multi else "single")
+    result = {**card, "finetune": to_dict(cfg), "exits": "all" if multi else "single",
+              "loss_weights": list(loss_w) if multi else None, "output_weights": list(out_w) if multi else None,
+              "params": int(costs["params"][0]), "macs": int(costs["macs"][0]),
+              "searched_params": card["params"], "searched_macs": card["macs"],
+              "val_top1_finetuned": best["val_top1"], "finetune_epochs": best_epochs,
+              "test_top1_before": test_before, "test_top1_after": test_after}
+    model = model.to(device="cpu", memory_format=torch.contiguous_format).eval()
     with atomic_dir(out) as tmp:
         torch.save({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, tmp / "weights.pt")
         shutil.copyfile(slot / "arch.json", tmp / "arch.json")
         write_text(tmp / "metrics.csv", csv_text(h1 + h2, CSV_COLUMNS))
+        result["export"] = export_slot(model, r, tmp, ("onnx", "pt2"))
+        write_manifest(tmp / "manifest.json", "finetune", params, str(device), extra={"slot": card["slot"]})
         write_json(tmp / "card.json", result)
     shutil.rmtree(partial, ignore_errors=True)
     log.info("slot %s: test top-1 %.2f -> %.2f (%d epochs)", card["slot"], test_before, test_after, best_epochs)

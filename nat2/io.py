@@ -91,12 +91,17 @@ def write_json(path: str | os.PathLike[str], obj: Any, default: Callable[[Any], 
     write_text(path, json.dumps(_finite(obj), indent=2, sort_keys=True, default=default, allow_nan=False) + "\n")
 
 
-def csv_text(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
-    """Metric rows as CSV for DVC plots: fixed columns, floats to 6 significant digits, None as an empty cell."""
+def csv_text(rows: list[dict[str, Any]], columns: tuple[str, ...], digits: int | None = 6) -> str:
+    """Metric rows as CSV for DVC plots: fixed columns, None as an empty cell.
+
+    Floats get ``digits`` significant digits, or their exact round-trip repr with ``digits=None`` (plot data
+    that tests compare with the archive).
+    """
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
+    fmt = repr if digits is None else (lambda v: f"{v:.{digits}g}")
     for row in rows:
-        writer.writerow({k: "" if row[k] is None else f"{row[k]:.6g}" if isinstance(row[k], float) else row[k]
+        writer.writerow({k: "" if row[k] is None else fmt(row[k]) if isinstance(row[k], float) else row[k]
                          for k in columns})
     return buf.getvalue()

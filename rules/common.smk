@@ -23,6 +23,13 @@ def previous_phase(wildcards):
     return f"results/supernet/{LINEAGE[wildcards.phase]}.pt"
 
 
+def settings(stage):
+    """The params.yaml values the stage reads (the keys of its dvc.yaml params list): changing one reruns it."""
+    from nat2.deps import stage_settings
+
+    return stage_settings(stage, config)
+
+
 def code(stage):
     """Source files a stage runs: its CLI module and every nat2 module it imports (same list as dvc.yaml)."""
     from nat2.deps import stage_code_deps

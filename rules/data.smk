@@ -8,9 +8,8 @@ rule prepare_data:
         split="data/split.parquet",
         manifest="data/split.manifest.json",
     params:
-        data=config["data"],
-        seed=config["seed"],
         threads=THREADS,
+        settings=settings("prepare_data"),
     threads: THREADS
     resources:
         mem_mb=4000,

@@ -1,5 +1,5 @@
-# After the search: the final subnets in fixed slots (fine-tuning, test evaluation, export and the report land
-# with the post-processing issue). dvc.yaml holds the same command.
+# After the search: the final subnets in fixed slots, their two-step fine-tuning (with test top-1 and checked
+# ONNX / torch.export programs), and the report. dvc.yaml holds the same commands.
 
 
 rule extract:
@@ -12,6 +12,7 @@ rule extract:
         directory("results/final/extract"),
     params:
         threads=THREADS,
+        settings=settings("extract"),
     threads: THREADS
     resources:
         gpu=1,
@@ -25,6 +26,7 @@ rule extract:
 rule finetune:
     input:
         extract=rules.extract.output[0],
+        supernet=rules.extract.input.supernet,
         split=rules.prepare_data.output.split,
         code=code("finetune"),
     output:
@@ -33,6 +35,7 @@ rule finetune:
         slot="|".join(SLOTS),
     params:
         threads=THREADS,
+        settings=settings("finetune"),
     threads: THREADS
     resources:
         mem_mb=8000,
@@ -43,4 +46,33 @@ rule finetune:
         "results/benchmarks/final/finetune_{slot}.tsv"
     shell:
         "python -m nat2.stages.finetune --params params.yaml --threads {params.threads} "
-        "--slot results/final/extract/slot_{wildcards.slot} --split {input.split} --out {output} --log {log}"
+        "--slot results/final/extract/slot_{wildcards.slot} --supernet {input.supernet} --split {input.split} "
+        "--out {output} --log {log}"
+
+
+rule report:
+    input:
+        archives=expand("results/search/iter_{i}/archive.parquet", i=["0", *ITERATIONS]),
+        surrogates=expand("results/search/iter_{i}/surrogate.json", i=ITERATIONS),
+        updates=expand("results/search/iter_{i}/update.json", i=ITERATIONS),
+        curves=expand("results/supernet/{phase}.metrics.csv", phase=["full", *LINEAGE]),
+        slots=expand("results/final/finetune/slot_{slot}", slot=SLOTS),
+        code=code("report"),
+    output:
+        summary="results/report/summary.md",
+        metrics="results/report/metrics.json",
+        hv="results/report/hv.csv",
+        surrogate="results/report/surrogate.csv",
+        archive="results/report/archive.csv",
+        front="results/report/front.csv",
+        training="results/report/training.csv",
+        finetune="results/report/finetune.csv",
+        figures=directory("results/report/figures"),
+    params:
+        threads=THREADS,
+        settings=settings("report"),
+    log:
+        "results/logs/final/report.log",
+    shell:
+        "python -m nat2.stages.report --params params.yaml --threads {params.threads} --search results/search "
+        "--supernet-dir results/supernet --finetune results/final/finetune --out results/report --log {log}"

@@ -13,6 +13,7 @@ rule sample_initial:
         "results/search/iter_0/design.parquet",
     params:
         threads=THREADS,
+        settings=settings("sample_initial"),
     log:
         "results/logs/search/sample_initial.log",
     shell:
@@ -32,6 +33,7 @@ rule evaluate_shard:
         shard="|".join(SHARDS),
     params:
         threads=THREADS,
+        settings=settings("evaluate_shard"),
     threads: THREADS
     resources:
         mem_mb=4000,
@@ -57,6 +59,7 @@ rule init_archive:
         stats="results/search/iter_0/stats.json",
     params:
         threads=THREADS,
+        settings=settings("init_archive"),
     log:
         "results/logs/search/init_archive.log",
     shell:
@@ -76,6 +79,7 @@ rule fit_surrogate:
         i="|".join(ITERATIONS),
     params:
         threads=THREADS,
+        settings=settings("fit_surrogate"),
     threads: THREADS
     log:
         "results/logs/search/fit_surrogate_{i}.log",
@@ -99,6 +103,7 @@ rule search:
         i="|".join(ITERATIONS),
     params:
         threads=THREADS,
+        settings=settings("search"),
     log:
         "results/logs/search/search_{i}.log",
     benchmark:
@@ -123,6 +128,7 @@ rule update_archive:
         i="|".join(ITERATIONS),
     params:
         threads=THREADS,
+        settings=settings("update_archive"),
     threads: THREADS
     resources:
         gpu=1,
@@ -151,6 +157,7 @@ rule adapt_supernet:
         i="|".join(ITERATIONS),
     params:
         threads=THREADS,
+        settings=settings("adapt_supernet"),
     threads: THREADS
     resources:
         mem_mb=8000,

@@ -12,6 +12,7 @@ rule train_full:
         manifest="results/supernet/full.manifest.json",
     params:
         threads=THREADS,
+        settings=settings("train_full"),
     threads: THREADS
     resources:
         mem_mb=8000,
@@ -39,6 +40,7 @@ rule train_phase:
         phase="|".join(LINEAGE),
     params:
         threads=THREADS,
+        settings=settings("train_phase"),
     threads: THREADS
     resources:
         mem_mb=8000,
@@ -62,6 +64,7 @@ rule assemble_supernet:
         manifest="results/supernet/supernet.manifest.json",
     params:
         threads=THREADS,
+        settings=settings("assemble_supernet"),
     threads: 1
     resources:
         mem_mb=4000,

@@ -280,3 +280,64 @@ def test_supernet_set_samples_and_bounds() -> None:
     x = torch.randn(2, 3, 24, 24)
     with torch.no_grad():
         assert nets.extract(nets.min_arch())(x).shape == (2, 10)
+
+
+EE_VARIANTS = [v for v in VARIANTS if v.startswith("ee_")]
+
+
+@pytest.mark.parametrize("variant", ["ee_base", "ee_dense_parallel"])
+def test_multi_exit_extraction_computes_the_supernet_exits(variant: str) -> None:
+    from nat2.supernet import MultiExitNet
+
+    space, nets = build(variant, (1.0,))
+    nets.to(torch.float64)
+    rng = np.random.default_rng(5)
+    for genome in space.sample(rng, 12, "uniform"):
+        arch = space.decode(genome)
+        net = nets.net(arch)
+        weights = [0.1 * (i + 1) for i in range(arch.stages_run)]
+        x = torch.randn(2, 3, arch.resolution, arch.resolution, dtype=torch.float64)
+        with torch.no_grad():
+            multi = net.extract(arch, weights).eval()
+            assert isinstance(multi, MultiExitNet) and len(multi.heads) == arch.stages_run
+            ref = net.forward_all_exits(x, arch)[: arch.stages_run]
+            got = multi.forward_exits(x)
+            for a, b in zip(got, ref, strict=True):
+                torch.testing.assert_close(a, b)
+            torch.testing.assert_close(multi(x), sum(w * r for w, r in zip(weights, ref, strict=True)))
+            net.set_active(arch)
+            torch.testing.assert_close(got[-1], net(x))  # the deepest head is the searched subnet's
+
+
+@pytest.mark.parametrize("variant", EE_VARIANTS)
+def test_multi_exit_costs_equal_a_hook_count(variant: str) -> None:
+    from nat2.costs import Cost, CostModel
+
+    space = SearchSpace(Variant.from_name(variant), (24, 28, 32), (1.0, 1.2))
+    nets = SuperNetSet(space, num_classes=10)
+    model = CostModel(space, num_classes=10)
+    rng = np.random.default_rng(12)
+    genomes = np.concatenate([space.sample(rng, 14, "uniform"), space.min_genome()[None], space.max_genome()[None]])
+    every, single = model(genomes, exits="all"), model(genomes)
+    for i, genome in enumerate(genomes):
+        arch = space.decode(genome)
+        multi = nets.extract(arch, [1.0 / arch.stages_run] * arch.stages_run)
+        assert hook_count(multi, arch.resolution) == (every["params"][i], every["macs"][i]), arch
+        assert model.arch_cost(arch, "all") == Cost(int(every["params"][i]), int(every["macs"][i]))
+        # exactly the heads of exits 1..nd-1 are added
+        extra = sum(p.numel() for e in range(arch.stages_run - 1) for p in multi.heads[e].parameters())
+        assert every["params"][i] - single["params"][i] == extra
+    assert np.all(every["macs"][genomes[:, space.exit_gene] == 0] == single["macs"][genomes[:, space.exit_gene] == 0])
+
+
+def test_single_exit_variants_have_one_head_whatever_exits_says() -> None:
+    from nat2.costs import CostModel
+
+    space = SearchSpace(Variant.from_name("se_dense"), (24, 32), (1.0,))
+    model = CostModel(space, num_classes=10)
+    G = space.sample(np.random.default_rng(0), 10, "uniform")
+    assert all(np.array_equal(model(G, "all")[k], model(G)[k]) for k in ("params", "macs"))
+    with pytest.raises(ValueError, match="exits must be"):
+        model(G, "some")
+    with pytest.raises(ValueError, match="early-exit variant"):
+        SuperNetSet(space, 10).extract(space.decode(G[0]), [1.0])

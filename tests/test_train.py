@@ -324,3 +324,16 @@ def test_init_from_ofa_loads_the_body_and_keeps_a_fresh_classifier(tmp_path: Pat
     torch.testing.assert_close(net.stages[4].layers[3].mbconv.dw_conv.weight,
                                ofa.state_dict()["blocks.20.conv.depth_conv.conv.conv.weight"])
     assert torch.equal(net.heads["5"].classifier.weight, fresh)
+
+
+def test_aep_weights_follow_the_four_orderings() -> None:
+    from nat2.train.losses import aep_weights
+
+    assert aep_weights(3, "asc") == ((0.1667, 0.3333, 0.5), (0.1667, 0.3333, 0.5))
+    assert aep_weights(3, "desc") == ((0.5, 0.3333, 0.1667), (0.5, 0.3333, 0.1667))
+    assert aep_weights(3, "mix") == ((0.5, 0.3333, 0.1667), (0.1667, 0.3333, 0.5))
+    assert aep_weights(4, "unif") == ((0.25,) * 4, (0.25,) * 4)
+    assert aep_weights(5, "asc")[0] == (0.0667, 0.1333, 0.2, 0.2667, 0.3333)
+    assert aep_weights(1, "mix") == ((1.0,), (1.0,))
+    with pytest.raises(ValueError, match="ordering"):
+        aep_weights(3, "ASC")

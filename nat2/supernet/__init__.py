@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from nat2.supernet._static import SubNet
+from nat2.supernet._static import MultiExitNet, SubNet
 from nat2.supernet.bn import recalibrate_bn, recalibrated_bn
 from nat2.supernet.compat import LoadReport, load_ofa_state_dict
 from nat2.supernet.mbv3 import SuperNet, SuperNetSet
 
 __all__ = [
     "LoadReport",
+    "MultiExitNet",
     "SubNet",
     "SuperNet",
     "SuperNetSet",

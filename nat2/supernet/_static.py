@@ -18,6 +18,7 @@ __all__ = [
     "ConvBnAct",
     "ExitHead",
     "MBConv",
+    "MultiExitNet",
     "ParallelLayer",
     "SqueezeExcite",
     "Stage",
@@ -187,3 +188,42 @@ class SubNet(nn.Module):
         for stage in self.stages:
             x = stage(x)
         return self.head(x)
+
+
+class MultiExitNet(nn.Module):
+    """AEP's multi-exit network (method.md §2.6, §4.4): a subnet's body with every exit head ``1..nd`` attached.
+
+    ``forward`` returns the deployed prediction, the weighted sum of the exits' logits (so the exported module and
+    its MACs are those of exactly what runs); :meth:`forward_exits` returns each exit's logits for the joint loss.
+    The body stops after stage ``nd`` (the reference's re-assembly runs all five stages: method.md §7.2 item 10).
+    """
+
+    def __init__(self, stem: nn.Module, first_block: nn.Module, stages: Sequence[nn.Module],
+                 heads: Sequence[nn.Module], output_weights: Sequence[float], arch: dict) -> None:
+        super().__init__()
+        if len(heads) != len(stages) or len(output_weights) != len(heads):
+            raise ValueError(f"{len(stages)} stages need as many heads and output weights, got {len(heads)} "
+                             f"and {len(output_weights)}")
+        self.stem = stem
+        self.first_block = first_block
+        self.stages = nn.ModuleList(stages)
+        self.heads = nn.ModuleList(heads)
+        self.output_weights = tuple(float(w) for w in output_weights)
+        self.arch = arch
+
+    def forward_exits(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Logits of every exit, shallowest first."""
+        x = self.first_block(self.stem(x))
+        outs = []
+        for stage, head in zip(self.stages, self.heads, strict=True):
+            x = stage(x)
+            outs.append(head(x))
+        return outs
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The ensemble logits ``sum_i w_i * logits_i``."""
+        outs = self.forward_exits(x)
+        y = outs[0] * self.output_weights[0]
+        for logits, w in zip(outs[1:], self.output_weights[1:], strict=True):
+            y = y + logits * w
+        return y

@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -37,7 +37,7 @@ from nat2.space import (
     stem_width,
 )
 from nat2.supernet._dynamic import DynamicMBConv, DynamicStage, LayerCfg, LayerSpec
-from nat2.supernet._static import ConvBnAct, ExitHead, MBConv, SubNet
+from nat2.supernet._static import ConvBnAct, ExitHead, MBConv, MultiExitNet, SubNet
 
 __all__ = ["SuperNet", "SuperNetSet"]
 
@@ -143,17 +143,26 @@ class SuperNet(nn.Module):
         return outs
 
     # ---------------------------------------------------------------- extraction
-    def extract(self, arch: Arch | None = None) -> SubNet:
+    def extract(self, arch: Arch | None = None, output_weights: Sequence[float] | None = None
+                ) -> SubNet | MultiExitNet:
         """A static copy of ``arch`` (default: the active one) with no dynamic code.
 
         The copy owns sliced weights, the baked kernel transformations and the BN statistics of the super-net;
-        recalibrate its BN before evaluating it.
+        recalibrate its BN before evaluating it. With ``output_weights`` (one per exit ``1..nd``; early-exit
+        variants) the copy is AEP's :class:`MultiExitNet` with every exit head up to the arch's exit.
         """
         arch = arch or self.active
         self._check_arch(arch)
         stages = [self.stages[s].to_static(self.layer_cfgs(arch, s)) for s in range(arch.stages_run)]
-        sub = SubNet(copy.deepcopy(self.stem), copy.deepcopy(self.first_block), stages,
-                     copy.deepcopy(self.heads[str(arch.stages_run)]), arch.to_json())
+        if output_weights is not None:
+            if not self.variant.early_exit:
+                raise ValueError(f"a multi-exit network needs an early-exit variant, not {self.variant.name}")
+            heads = [copy.deepcopy(self.heads[str(e)]) for e in range(1, arch.stages_run + 1)]
+            sub = MultiExitNet(copy.deepcopy(self.stem), copy.deepcopy(self.first_block), stages, heads,
+                               output_weights, arch.to_json())
+        else:
+            sub = SubNet(copy.deepcopy(self.stem), copy.deepcopy(self.first_block), stages,
+                         copy.deepcopy(self.heads[str(arch.stages_run)]), arch.to_json())
         p = next(self.parameters())
         sub.to(device=p.device, dtype=p.dtype)
         return sub.train(self.training)
@@ -197,9 +206,9 @@ class SuperNetSet(nn.Module):
             raise ValueError(f"width {w} is not one of this run's width_mults {list(self.space.width_mults)}")
         return self.nets[key]
 
-    def extract(self, arch: Arch) -> SubNet:
-        """Static subnet of ``arch`` from the super-net of its width."""
-        return self.net(arch).extract(arch)
+    def extract(self, arch: Arch, output_weights: Sequence[float] | None = None) -> SubNet | MultiExitNet:
+        """Static subnet of ``arch`` from the super-net of its width (multi-exit with ``output_weights``)."""
+        return self.net(arch).extract(arch, output_weights)
 
     def max_arch(self) -> Arch:
         """The largest subnet of the run (largest resolution and width, every dimension at its maximum)."""

@@ -12,7 +12,25 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-__all__ = ["aep_loss", "ensemble_logits", "soft_cross_entropy", "subnet_loss"]
+__all__ = ["aep_loss", "aep_weights", "ensemble_logits", "soft_cross_entropy", "subnet_loss"]
+
+
+def aep_weights(n: int, ordering: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """AEP's (loss, output) weights of ``n`` exits, shallowest first, rounded to 4 decimals (method.md §2.6).
+
+    With ``m = n(n+1)/2``: ``asc`` gives exit i the weight i/m for both (deeper exits weigh more), ``desc`` the
+    reverse, ``mix`` descending loss weights with ascending output weights, ``unif`` 1/n everywhere.
+    """
+    if n < 1:
+        raise ValueError(f"aep_weights: need at least one exit, got {n}")
+    m = n * (n + 1) / 2
+    asc = tuple(round(i / m, 4) for i in range(1, n + 1))
+    desc = asc[::-1]
+    unif = tuple(round(1 / n, 4) for _ in range(n))
+    table = {"asc": (asc, asc), "desc": (desc, desc), "mix": (desc, asc), "unif": (unif, unif)}
+    if ordering not in table:
+        raise ValueError(f"aep_weights: ordering must be one of {sorted(table)}, got {ordering!r}")
+    return table[ordering]
 
 
 def ensemble_logits(exit_logits: Sequence[torch.Tensor], weights: Sequence[float]) -> torch.Tensor:

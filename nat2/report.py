@@ -1,0 +1,262 @@
+"""The run's report: a summary table, headline metrics for ``dvc metrics show``, plot data as CSV, and PNGs.
+
+Everything is recomputed from the pipeline's own outputs, never copied from logs: the hypervolume of every
+iteration's archive on the fixed normalisation (:func:`nat2.loop.archive_stats`, the value the search stages
+record), the final archive and its non-dominated front, the surrogate's rank correlations, the super-net training
+curves and the fine-tuning curves and cards. The PNGs are drawn from the very CSVs that are written (matplotlib,
+Agg backend), so a figure never shows data that the CSV does not hold.
+
+Files (each a separate pipeline output): ``summary.md``, ``metrics.json``, ``hv.csv``, ``surrogate.csv``,
+``archive.csv``, ``front.csv``, ``training.csv``, ``finetune.csv`` and ``figures/*.png``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from nat2 import archive as arc
+from nat2.config import Params
+from nat2.costs import CostModel
+from nat2.errors import Nat2Error
+from nat2.io import csv_text, write_json, write_text
+from nat2.space import SearchSpace
+
+__all__ = ["FILES", "FIGURES", "build_report", "summary_table", "write_report"]
+
+log = logging.getLogger(__name__)
+
+FILES = ("summary.md", "metrics.json", "hv.csv", "surrogate.csv", "archive.csv", "front.csv", "training.csv",
+         "finetune.csv")
+FIGURES = ("hv.png", "surrogate.png", "front.png", "training.png", "finetune.png")
+
+_HV_COLUMNS = ("iteration", "hv", "front_size", "archive_size", "best_top1")
+_TAU_COLUMNS = ("iteration", "model", "cv_kendall_tau", "cv_rmse", "candidates_kendall_tau", "candidates_rmse")
+_POINT_COLUMNS = ("id", "iteration", "origin", "top1", "error", "params", "macs", "rank")
+_TRAIN_COLUMNS = ("index", "phase", "width", "epoch", "lr", "train_loss", "train_top1", "val_top1")
+_FT_COLUMNS = ("slot", "index", "step", "epoch", "lr", "train_loss", "val_loss", "val_top1")
+
+
+def _read_json(path: Path, hint: str) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise Nat2Error(f"{path} is missing or unreadable ({type(exc).__name__}); {hint}") from None
+
+
+def _read_csv(path: Path, hint: str) -> list[dict[str, str]]:
+    try:
+        with path.open(newline="") as fh:
+            return list(csv.DictReader(fh))
+    except OSError as exc:
+        raise Nat2Error(f"{path} is missing or unreadable ({type(exc).__name__}); {hint}") from None
+
+
+def _num(value: str | None) -> float | None:
+    return None if value in (None, "") else float(value)
+
+
+def build_report(params: Params, search: Path, supernet_dir: Path, finetune: Path) -> dict[str, Any]:
+    """Gather every table of the report (pure data: nothing is written)."""
+    from nat2.loop import archive_stats
+
+    order = ["0", *params.search.iteration_order]
+    cards = [_read_json(finetune / f"slot_{k}" / "card.json", "rerun the finetune stage")
+             for k in params.postprocess.slots]
+    space = SearchSpace.from_config(params.supernet)
+    model = CostModel(space, int(cards[0]["num_classes"]))
+    names = params.search.objectives
+
+    hv_rows, tau_rows = [], []
+    for it in order:
+        df = arc.read_archive(search / f"iter_{it}" / "archive.parquet")
+        stats = archive_stats(df, params, space, model)
+        hv_rows.append({"iteration": int(it), "hv": stats["hv"], "front_size": stats["front_size"],
+                        "archive_size": stats["size"], "best_top1": stats["best_top1"]})
+        if it != "0":
+            sur = _read_json(search / f"iter_{it}" / "surrogate.json", "rerun fit_surrogate")
+            upd = _read_json(search / f"iter_{it}" / "update.json", "rerun update_archive")
+            cand = upd.get("predictor_on_candidates") or {}
+            tau_rows.append({"iteration": int(it), "model": sur.get("model"),
+                             "cv_kendall_tau": sur.get("kendall_tau"), "cv_rmse": sur.get("rmse"),
+                             "candidates_kendall_tau": cand.get("kendall_tau"),
+                             "candidates_rmse": cand.get("rmse")})
+
+    final = arc.read_archive(search / f"iter_{order[-1]}" / "archive.parquet")
+    F = arc.objective_matrix(final, names)
+    rank = np.empty(len(final), dtype=np.int64)
+    for r, idx in enumerate(arc.fronts(F)):
+        rank[idx] = r
+    points = [{"id": str(row["id"]), "iteration": int(row["iteration"]), "origin": str(row["origin"]),
+               "top1": float(row["top1"]), "error": float(row["error"]), "params": int(row["params"]),
+               "macs": int(row["macs"]), "rank": int(rank[i])} for i, row in final.iterrows()]
+    front = [p for p in points if p["rank"] == 0]
+
+    training = []
+    for phase in _phases(params):
+        for row in _read_csv(supernet_dir / f"{phase}.metrics.csv", "rerun super-net training"):
+            training.append({"index": len(training) + 1, **{k: row.get(k) for k in _TRAIN_COLUMNS[1:]}})
+    ft_rows = []
+    for card in cards:
+        rows = _read_csv(finetune / f"slot_{card['slot']}" / "metrics.csv", "rerun the finetune stage")
+        ft_rows += [{"slot": card["slot"], "index": i + 1, **{k: r.get(k) for k in _FT_COLUMNS[2:]}}
+                    for i, r in enumerate(rows)]
+
+    cost_axis = next((n for n in names[1:] if n in ("params", "macs")), "params")
+    return {"cost_axis": cost_axis, "hv": hv_rows, "surrogate": tau_rows, "archive": points, "front": front,
+            "training": training, "finetune": ft_rows, "cards": cards,
+            "metrics": _metrics(params, hv_rows, tau_rows, cards, front)}
+
+
+def _phases(params: Params) -> list[str]:
+    """Training phases as params.yaml lists them (``full``, then ``train.lineage`` in its order)."""
+    return ["full", *params.train.lineage]
+
+
+def _metrics(params: Params, hv_rows: list[dict[str, Any]], tau_rows: list[dict[str, Any]],
+             cards: list[dict[str, Any]], front: list[dict[str, Any]]) -> dict[str, Any]:
+    best = max(cards, key=lambda c: (c["test_top1_after"], -c["params"]))
+    near = [c for c in cards if c["test_top1_after"] >= best["test_top1_after"] - 1.0]
+    small = min(near, key=lambda c: (c["params"], -c["test_top1_after"]))
+    run = f"{params.search.policy}/seed{params.seed}"
+    return {
+        "final_hv": hv_rows[-1]["hv"], "initial_hv": hv_rows[0]["hv"],
+        "hv_gain": hv_rows[-1]["hv"] - hv_rows[0]["hv"], "hv_by_run": {run: hv_rows[-1]["hv"]},
+        "iterations": len(hv_rows) - 1, "front_size": len(front),
+        "best_val_top1_search": hv_rows[-1]["best_top1"],
+        "last_surrogate_tau": tau_rows[-1]["cv_kendall_tau"] if tau_rows else None,
+        "best_test_top1": best["test_top1_after"], "best_slot": best["slot"],
+        "best_params": best["params"], "best_macs": best["macs"],
+        "smallest_within_1pt": {"slot": small["slot"], "params": small["params"], "macs": small["macs"],
+                                "test_top1": small["test_top1_after"]},
+        "subnets": len(cards),
+    }
+
+
+def summary_table(cards: Sequence[dict[str, Any]]) -> str:
+    """The slots as a Markdown table (also what ``nat2 show`` prints)."""
+    head = ("| slot | id | exits | res | params (M) | MACs (M) | val top-1 (search) | val top-1 (fine-tuned) "
+            "| epochs | test top-1 before | test top-1 after |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for c in cards:
+        lines.append(f"| {c['slot']} | {c['id']} | {c.get('exits', 'single')} | {c['resolution']} "
+                     f"| {c['params'] / 1e6:.3f} | {c['macs'] / 1e6:.2f} | {c['val_top1']:.2f} "
+                     f"| {c['val_top1_finetuned']:.2f} | {c['finetune_epochs']} | {c['test_top1_before']:.2f} "
+                     f"| {c['test_top1_after']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def _summary(params: Params, rep: dict[str, Any]) -> str:
+    m = rep["metrics"]
+    hv = "\n".join(f"| {r['iteration']} | {r['hv']:.5f} | {r['front_size']} | {r['best_top1']:.2f} |"
+                   for r in rep["hv"])
+    small = m["smallest_within_1pt"]
+    return (
+        f"# nat2 report\n\n"
+        f"{params.data.dataset}, {params.supernet.variant}, policy {params.search.policy}, seed {params.seed}, "
+        f"objectives {' / '.join(params.search.objectives)}, {m['iterations']} iterations.\n\n"
+        f"## Subnets (test top-1 only measured here, after every decision)\n\n{summary_table(rep['cards'])}\n"
+        f"Best fine-tuned test top-1: **{m['best_test_top1']:.2f} %** (slot {m['best_slot']}, "
+        f"{m['best_params'] / 1e6:.3f} M params); smallest within 1 point: slot {small['slot']} "
+        f"({small['params'] / 1e6:.3f} M params, {small['test_top1']:.2f} %).\n\n"
+        f"## Search\n\nHypervolume on the fixed normalisation (reference {params.search.hv_ref}): "
+        f"{m['initial_hv']:.5f} -> {m['final_hv']:.5f}.\n\n"
+        f"| iteration | HV | front size | best val top-1 |\n|---|---|---|---|\n{hv}\n\n"
+        f"Plot data: hv.csv, surrogate.csv, archive.csv, front.csv, training.csv, finetune.csv; "
+        f"figures in figures/.\n"
+    )
+
+
+def _figures(rep: dict[str, Any], folder: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def frame(name: str) -> pd.DataFrame:
+        return pd.read_csv(folder.parent / name)  # drawn from the CSVs exactly as written
+
+    def save(fig: Any, name: str) -> None:
+        fig.tight_layout()
+        fig.savefig(folder / name, dpi=110, metadata={"Software": None})
+        plt.close(fig)
+
+    hv = frame("hv.csv")
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.plot(hv["iteration"], hv["hv"], marker="o")
+    ax.set(xlabel="iteration", ylabel="hypervolume", title="Archive hypervolume")
+    save(fig, "hv.png")
+
+    tau = frame("surrogate.csv")
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    if len(tau):
+        ax.plot(tau["iteration"], tau["cv_kendall_tau"], marker="o", label="cross-validated")
+        ax.plot(tau["iteration"], tau["candidates_kendall_tau"], marker="s", label="on new candidates")
+        ax.legend()
+    ax.set(xlabel="iteration", ylabel="Kendall tau", title="Surrogate rank correlation")
+    save(fig, "surrogate.png")
+
+    pts, front = frame("archive.csv"), frame("front.csv")
+    cost = rep["cost_axis"]  # the searched cost objective: the front is non-dominated in (error, cost)
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.scatter(pts[cost] / 1e6, pts["top1"], s=10, c="0.7", label="archive")
+    f = front.sort_values(cost)
+    ax.plot(f[cost] / 1e6, f["top1"], marker="o", c="C3", label="front")
+    ax.set(xlabel=f"{cost} (M)", ylabel="val top-1 (%)", title="Final archive")
+    ax.legend()
+    save(fig, "front.png")
+
+    tr = frame("training.csv")
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for (phase, width), g in tr.groupby(["phase", "width"], sort=False):
+        ax.plot(g["index"], g["train_top1"], marker=".", label=f"{phase} w{width}")
+    ax.set(xlabel="epoch (all phases)", ylabel="train top-1 (%)", title="Super-net training")
+    ax.legend(fontsize=7)
+    save(fig, "training.png")
+
+    ft = frame("finetune.csv")
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for slot, g in ft.groupby("slot"):
+        ax.plot(g["index"], g["train_loss"], marker=".", label=f"slot {slot}")
+    ax.set(xlabel="epoch (step 1 then step 2)", ylabel="train loss", title="Fine-tuning")
+    ax.legend(fontsize=7)
+    save(fig, "finetune.png")
+
+
+def write_report(params: Params, search: Path, supernet_dir: Path, finetune: Path, out: Path) -> dict[str, Any]:
+    """Write every report file into ``out``; all are prepared in a temporary folder and then moved into place."""
+    rep = build_report(params, search, supernet_dir, finetune)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".report-", dir=out))
+    try:
+        write_text(tmp / "summary.md", _summary(params, rep))
+        write_json(tmp / "metrics.json", rep["metrics"])
+        write_text(tmp / "hv.csv", csv_text(rep["hv"], digits=None, columns=_HV_COLUMNS))
+        write_text(tmp / "surrogate.csv", csv_text(rep["surrogate"], digits=None, columns=_TAU_COLUMNS))
+        write_text(tmp / "archive.csv", csv_text(rep["archive"], digits=None, columns=_POINT_COLUMNS))
+        write_text(tmp / "front.csv", csv_text(rep["front"], digits=None, columns=_POINT_COLUMNS))
+        write_text(tmp / "training.csv", csv_text(rep["training"], _TRAIN_COLUMNS))
+        write_text(tmp / "finetune.csv", csv_text(rep["finetune"], _FT_COLUMNS))
+        (tmp / "figures").mkdir()
+        _figures(rep, tmp / "figures")
+        for name in FILES:
+            os.replace(tmp / name, out / name)
+        if (out / "figures").exists():
+            shutil.rmtree(out / "figures")
+        os.replace(tmp / "figures", out / "figures")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    log.info("report written to %s: best test top-1 %.2f, HV %.5f -> %.5f", out, rep["metrics"]["best_test_top1"],
+             rep["metrics"]["initial_hv"], rep["metrics"]["final_hv"])
+    return rep
+

@@ -1,0 +1,40 @@
+"""Stage ``report``: summary table, headline metrics, plot data (CSV) and figures of a finished run.
+
+``python -m nat2.stages.report --params params.yaml --search results/search --supernet-dir results/supernet
+--finetune results/final/finetune --out results/report``
+
+Reads the archive of every iteration in ``search.iterations``, the training curves of every phase in
+``train.lineage`` and every fine-tuned slot; writes ``<out>/{summary.md,metrics.json,hv.csv,surrogate.csv,
+archive.csv,front.csv,training.csv,finetune.csv}`` and ``<out>/figures/*.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from nat2.report import write_report
+from nat2.stages._common import base_parser, load, run_stage
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = base_parser("report", "Write the run's report (tables, metrics, plot data, figures).")
+    parser.add_argument("--search", required=True, type=Path, help="folder of the iter_<k>/ outputs")
+    parser.add_argument("--supernet-dir", required=True, type=Path, help="folder of the <phase>.metrics.csv files")
+    parser.add_argument("--finetune", required=True, type=Path, help="folder of the fine-tuned slot_<k>/")
+    parser.add_argument("--out", required=True, type=Path)
+    return parser
+
+
+def _body(args: argparse.Namespace) -> None:
+    write_report(load(args), args.search, args.supernet_dir, args.finetune, args.out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_stage(_parser(), _body, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

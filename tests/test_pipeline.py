@@ -1,0 +1,236 @@
+"""The pipeline end to end on the tiny chain (params/ci.yaml), with both tools.
+
+One Snakemake run of the whole chain (the one ``make smoke`` does) is shared by every test here; the DVC tests
+reproduce the search part again in a git copy and compare bytes with it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+from helpers import ROOT
+
+import nat2
+from nat2 import archive as arc
+from nat2.config import load_params
+from nat2.costs import CostModel
+from nat2.export import run_export
+from nat2.pipeline import copy_repo, rerun_iteration, run_tool, smoke, smoke_line
+from nat2.space import SearchSpace
+
+pytestmark = pytest.mark.slow
+
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    if not FASHION.is_dir() and not (ROOT / "data/raw/FashionMNIST").is_dir():
+        pytest.skip("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
+    result = smoke(tmp_path_factory.mktemp("smk") / "repo")
+    print(smoke_line(result))
+    return result
+
+
+def _files(root: Path, under: str) -> dict[str, tuple[int, bytes]]:
+    """mtime_ns and bytes of every file under ``root/under``."""
+    return {str(p.relative_to(root)): (p.stat().st_mtime_ns, p.read_bytes())
+            for p in sorted((root / under).rglob("*")) if p.is_file()}
+
+
+def test_full_chain_outputs_and_nothing_left_to_do(tiny: dict) -> None:
+    root = tiny["root"]
+    params = load_params(root / "params.yaml")
+    assert tiny["iterations"] == 2 and tiny["subnets"] == len(params.postprocess.slots) == 2
+    dry = run_tool(["snakemake", "--cores", "2", "--dry-run"], root)
+    assert "Nothing to be done" in dry.stdout + dry.stderr
+
+
+def test_report_data_equal_the_archives(tiny: dict) -> None:
+    from nat2.loop import archive_stats
+
+    root = tiny["root"]
+    params = load_params(root / "params.yaml")
+    rep = root / "results/report"
+    space = SearchSpace.from_config(params.supernet)
+    model = CostModel(space, 10)
+    hv = pd.read_csv(rep / "hv.csv")
+    assert list(hv["iteration"]) == [0, 1, 2]
+    recorded = [json.loads((root / "results/search/iter_0/stats.json").read_text())["hv"]]
+    recorded += [json.loads((root / f"results/search/iter_{i}/adapt.json").read_text())["hv"] for i in (1, 2)]
+    for i, value in enumerate(recorded):
+        df = arc.read_archive(root / f"results/search/iter_{i}/archive.parquet")
+        assert hv["hv"][i] == value == archive_stats(df, params, space, model)["hv"]
+    final = arc.read_archive(root / "results/search/iter_2/archive.parquet")
+    F = arc.objective_matrix(final, params.search.objectives)
+    front = pd.read_csv(rep / "front.csv", dtype={"id": str})
+    assert sorted(front["id"]) == sorted(final["id"].iloc[arc.non_dominated(F)])
+    points = pd.read_csv(rep / "archive.csv", dtype={"id": str}).set_index("id")
+    for _, row in final.iterrows():
+        assert points.loc[row["id"], "top1"] == row["top1"] and points.loc[row["id"], "macs"] == row["macs"]
+    metrics = json.loads((rep / "metrics.json").read_text())
+    assert metrics["final_hv"] == hv["hv"].iloc[-1] and metrics["initial_hv"] == hv["hv"].iloc[0]
+    summary = (rep / "summary.md").read_text()
+    for k in params.postprocess.slots:
+        card = json.loads((root / f"results/final/finetune/slot_{k}/card.json").read_text())
+        row = f"| {k} | {card['id']} |"
+        assert row in summary
+        line = next(x for x in summary.splitlines() if x.startswith(row))
+        assert f"| {card['test_top1_before']:.2f} | {card['test_top1_after']:.2f} |" in line
+    assert metrics["best_test_top1"] == max(json.loads((root / f"results/final/finetune/slot_{k}/card.json")
+                                                       .read_text())["test_top1_after"]
+                                            for k in params.postprocess.slots)
+    for name in ("hv", "surrogate", "front", "training", "finetune"):
+        png = (rep / "figures" / f"{name}.png").read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+
+
+def test_every_slot_has_matching_exports(tiny: dict, capsys: pytest.CaptureFixture[str]) -> None:
+    from nat2.cli import main as cli
+
+    root = tiny["root"]
+    for k in (0, 1):
+        out = root / f"results/final/finetune/slot_{k}"
+        card = json.loads((out / "card.json").read_text())
+        assert card["exits"] == "all"  # params/ci.yaml fine-tunes with AEP
+        module = nat2.load_subnet(out)
+        x = torch.randn(4, 3, card["resolution"], card["resolution"], generator=torch.Generator().manual_seed(k))
+        with torch.no_grad():
+            eager = module(x).numpy()
+        for name in ("model.onnx", "model.pt2"):
+            assert np.abs(run_export(out / name, x) - eager).max() <= 1e-4 * max(1.0, np.abs(eager).max())
+    capsys.readouterr()
+    assert cli(["show", str(root / "results")]) == 0
+    shown = capsys.readouterr().out
+    assert sum(line[:3] in ("| 0", "| 1") for line in shown.splitlines()) == 2 and "HV " in shown
+    assert cli(["export", "--slot", "1", "--format", "pt2", "--results", str(root / "results"), "--out",
+                str(root / "exported")]) == 0
+    assert (root / "exported/model.pt2").is_file()
+    assert cli(["export", "--slot", "7", "--format", "onnx", "--results", str(root / "results")]) == 2
+
+
+def test_slurm_profile_dry_run_lists_gpu_jobs(tmp_path: Path) -> None:
+    repo = copy_repo(ROOT, tmp_path / "repo")
+    out = run_tool(["snakemake", "--workflow-profile", "profiles/slurm", "--dry-run"], repo)
+    text = out.stdout + out.stderr
+    resources: dict[str, set[str]] = {}
+    rule = None
+    for line in text.splitlines():
+        if line.startswith("rule "):
+            rule = line[5:].rstrip(":")
+        elif line.strip().startswith("resources:") and rule is not None:
+            resources.setdefault(rule, set()).add(line.split(":", 1)[1].replace(" ", ""))
+    gpu_rules = {"train_full", "train_phase", "evaluate_shard", "update_archive", "adapt_supernet", "extract",
+                 "finetune"}
+    assert gpu_rules <= set(resources), sorted(resources)
+    for rule, lines in resources.items():
+        for res in lines:
+            fields = dict(f.split("=", 1) for f in res.split(","))
+            if rule in gpu_rules:
+                assert fields["gpu"] == "1" and fields["slurm_partition"] == "gpu", (rule, fields)
+            else:
+                assert "gpu" not in fields and fields["slurm_partition"] == "cpu", (rule, fields)
+    jobs = _job_table(text)
+    params = load_params(repo / "params.yaml")
+    assert jobs["finetune"] == len(params.postprocess.slots)
+    assert jobs["adapt_supernet"] == len(params.search.iterations)
+    assert jobs["evaluate_shard"] == len(params.search.shards)
+
+
+def test_dvc_reproduces_rereruns_and_round_trips(tiny: dict, tmp_path: Path) -> None:
+    smk = tiny["root"]
+    repo = copy_repo(ROOT, tmp_path / "repo")
+    shutil.copyfile(repo / "params/ci.yaml", repo / "params.yaml")
+    run_tool(["git", "init", "-q", "-b", "main"], repo)
+    run_tool(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "x"], repo)
+    run_tool(["git", "add", "-A"], repo)
+    run_tool(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "code"], repo)
+    run_tool(["dvc", "repro", "-q", "update_archive@2"], repo)
+    archives = ["iter_0/archive.parquet", "iter_1/updated.parquet", "iter_1/archive.parquet",
+                "iter_2/updated.parquet", "iter_2/candidates.parquet"]
+    for name in archives:
+        assert (repo / "results/search" / name).read_bytes() == (smk / "results/search" / name).read_bytes(), name
+
+    # rerun iteration 2's stages: only iteration 2's files are rewritten (with the same bytes: deterministic)
+    before = _files(repo, "results") | _files(repo, "data")
+    run_tool(["dvc", "repro", "-q", "-s", "-f", "fit_surrogate@2", "search@2", "update_archive@2"], repo)
+    after = _files(repo, "results") | _files(repo, "data")
+    rewritten = {f for f in before if after[f][0] != before[f][0]}
+    assert rewritten and all(f.startswith(("results/search/iter_2/", "results/logs/search/")) for f in rewritten)
+    assert all(after[f][1] == before[f][1] for f in rewritten if f.endswith(".parquet"))
+
+    # sync from Snakemake (the documented `dvc commit -f`): the Snakemake run's outputs complete dvc.lock
+    for folder in ("results", "data"):
+        shutil.rmtree(repo / folder)
+        shutil.copytree(smk / folder, repo / folder, ignore=shutil.ignore_patterns(".snakemake_timestamp"))
+    run_tool(["dvc", "commit", "-f", "-q"], repo)
+    assert json.loads(run_tool(["dvc", "status", "--json"], repo).stdout) == {}
+
+    # a post-processing param: DVC sees only post-processing stages as changed
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["postprocess"]["finetune"]["lr"] = 0.02
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    status = json.loads(run_tool(["dvc", "status", "--json"], repo).stdout)
+    assert {s.split("@")[0] for s in status} == {"finetune"}, status
+    run_tool(["git", "checkout", "-q", "params.yaml"], repo)
+
+    # share through a local remote: push, clone, pull; nothing to reproduce
+    remote = tmp_path / "remote"
+    run_tool(["dvc", "remote", "add", "-q", "-d", "local", str(remote)], repo)
+    run_tool(["dvc", "push", "-q"], repo)
+    run_tool(["git", "add", "-A"], repo)
+    run_tool(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "results"], repo)
+    clone = tmp_path / "clone"
+    run_tool(["git", "clone", "-q", str(repo), str(clone)], tmp_path)
+    run_tool(["dvc", "pull", "-q"], clone)
+    for name in archives:
+        assert (clone / "results/search" / name).read_bytes() == (smk / "results/search" / name).read_bytes()
+    assert (clone / "results/final/finetune/slot_0/model.onnx").read_bytes() == \
+        (smk / "results/final/finetune/slot_0/model.onnx").read_bytes()
+    assert json.loads(run_tool(["dvc", "status", "--json"], clone).stdout) == {}
+    repro = run_tool(["dvc", "repro"], clone)
+    assert "Running stage" not in repro.stdout, repro.stdout
+
+
+def test_snakemake_reruns_one_iteration_and_post_processing(tiny: dict) -> None:
+    root = tiny["root"]
+    before = _files(root, "results") | _files(root, "data")
+    rerun_iteration(root, "2", cores=2)
+    after = _files(root, "results") | _files(root, "data")
+    rewritten = {f for f in before if f in after and after[f][0] != before[f][0]}
+    downstream = ("results/search/iter_2/", "results/final/", "results/report/", "results/logs/",
+                  "results/benchmarks/")
+    assert any(f.startswith("results/search/iter_2/") for f in rewritten)
+    assert all(f.startswith(downstream) for f in rewritten), sorted(rewritten)
+    for f in rewritten:
+        if f.startswith("results/search/iter_2/") and f.endswith(".parquet"):
+            assert after[f][1] == before[f][1], f  # same seed, same CPU: the same archive again
+
+    # changing a post-processing param: Snakemake schedules only post-processing
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["postprocess"]["finetune"]["lr"] = 0.02
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    dry = run_tool(["snakemake", "--cores", "2", "--dry-run"], root).stdout
+    jobs = _job_table(dry)
+    assert jobs and set(jobs) - {"all"} <= {"finetune", "report", "extract"}, jobs
+    assert "finetune" in jobs
+
+
+def _job_table(text: str) -> dict[str, int]:
+    """Rule -> job count from Snakemake's "Job stats" table (the total row and the header excluded)."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("Job stats"))
+    out = {}
+    for line in lines[start + 3:]:
+        parts = line.split()
+        if len(parts) != 2 or parts[0] == "total":
+            break
+        out[parts[0]] = int(parts[1])
+    return out
