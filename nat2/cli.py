@@ -78,6 +78,12 @@ def _show(args: argparse.Namespace) -> int:
         m = json.loads(metrics.read_text())
         print(f"\nHV {m['initial_hv']:.5f} -> {m['final_hv']:.5f} over {m['iterations']} iterations; "
               f"best test top-1 {m['best_test_top1']:.2f} % (slot {m['best_slot']})")
+    if (root / "benchmarks").is_dir():
+        from nat2.pipeline import stage_times
+
+        times = stage_times(root / "benchmarks")
+        parts = ", ".join(f"{group} {seconds / 60:.1f}" for group, seconds in times.items())
+        print(f"wall time (min): {parts}; total {sum(times.values()) / 60:.1f}")
     return 0
 
 
@@ -88,8 +94,12 @@ def _export(args: argparse.Namespace) -> int:
     from nat2.subnet import load_subnet, read_card
 
     folder = Path(args.results) / "final" / "finetune" / f"slot_{args.slot}"
+    if not folder.is_dir():
+        have = sorted(p.name for p in folder.parent.glob("slot_*"))
+        raise Nat2Error(f"no fine-tuned slot {args.slot} under {folder.parent} (found: {', '.join(have) or 'none'});"
+                        " pick one of postprocess.slots or run the pipeline")
     card = read_card(folder)
-    out = Path(args.out) if args.out else folder
+    out = Path(args.out) if args.out else Path(args.results) / "exports" / f"slot_{args.slot}"
     out.mkdir(parents=True, exist_ok=True)
     record = export_slot(load_subnet(folder), int(card["resolution"]), out, (args.format,))
     print(f"{out / FORMATS[args.format]}: matches the eager module (max error {record[args.format]['max_error']:.1e})")
@@ -101,6 +111,7 @@ def _smoke(args: argparse.Namespace) -> int:
 
     from nat2.pipeline import smoke, smoke_line
 
+    print(f"smoke: running the whole chain on {args.preset} in a temporary copy (a few minutes)...", file=sys.stderr)
     result = smoke(Path(args.keep) if args.keep else None, args.preset, args.cores)
     print(smoke_line(result))
     return 0
@@ -140,7 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--slot", required=True, type=int)
     p.add_argument("--format", required=True, choices=("onnx", "pt2"))
     p.add_argument("--results", default="results", help="results folder (default: results)")
-    p.add_argument("--out", default=None, help="output folder (default: the slot's folder)")
+    p.add_argument("--out", default=None, help="output folder (default: <results>/exports/slot_<k>; the pipeline's "
+                   "own exports are in final/finetune/slot_<k>)")
     p.set_defaults(func=_export)
     p = sub.add_parser("smoke", help="run the whole tiny chain in a temporary copy of the repository (make smoke)")
     p.add_argument("--preset", default="params/ci.yaml")

@@ -13,6 +13,7 @@ ONNX goes through torch's current exporter (``torch.onnx.export(..., dynamo=True
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -103,12 +104,16 @@ def export_slot(model: nn.Module, resolution: int, folder: Path, formats: tuple[
     record: dict[str, Any] = {}
     for fmt in formats:
         path = folder / FORMATS[fmt]
-        export_module(model, resolution, path, fmt)
-        err = _max_error(path, model, resolution)
-        if not err <= TOLERANCE:
-            path.unlink(missing_ok=True)
-            raise Nat2Error(f"the {fmt} export differs from the eager module by {err:.2e} (> {TOLERANCE}); "
-                            "report this with the slot's card.json")
+        tmp = folder / f".{os.getpid()}-{path.name}"  # checked before it takes the real name (atomic, no loss)
+        try:
+            export_module(model, resolution, tmp, fmt)
+            err = _max_error(tmp, model, resolution)
+            if not err <= TOLERANCE:
+                raise Nat2Error(f"the {fmt} export differs from the eager module by {err:.2e} (> {TOLERANCE}); "
+                                "report this with the slot's card.json")
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
         record[fmt] = {"file": path.name, "max_error": err}
         log.info("exported %s (max error %.2e)", path.name, err)
     return record

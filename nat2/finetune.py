@@ -88,9 +88,9 @@ def _run(model: nn.Module, loader: Any, epochs: int, cfg: FinetuneConfig, val: A
             history, start = saved["history"], saved["epoch"]
             log.info("%s: resuming after epoch %d", tag, start)
     steps = len(loader)
-    best_loss, since = min([h["val_loss"] for h in history] or [float("inf")]), 0
-    if history and patience:
-        losses = [h["val_loss"] for h in history]
+    losses = [h["val_loss"] for h in history if h["val_loss"] is not None]  # step 2 has no validation
+    best_loss, since = min(losses, default=float("inf")), 0
+    if losses and patience:
         since = len(losses) - 1 - int(np.argmin(losses))
     for epoch in range(start, epochs):
         if patience and since >= patience:

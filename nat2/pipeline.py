@@ -20,12 +20,32 @@ from typing import Any
 from nat2.config import load_params
 from nat2.errors import Nat2Error
 
-__all__ = ["ITERATION_STAGES", "copy_repo", "iteration_targets", "rerun_iteration", "run_tool", "smoke", "smoke_line",
-           "tool_env"]
+__all__ = ["ITERATION_STAGES", "STAGE_GROUPS", "copy_repo", "iteration_targets", "rerun_iteration", "run_tool",
+           "smoke", "smoke_line", "stage_times", "tool_env"]
 
 #: the four stages of one search iteration and one output file of each (what --forcerun is given)
 ITERATION_STAGES = {"fit_surrogate": "surrogate.json", "search": "candidates.parquet",
                     "update_archive": "update.json", "adapt_supernet": "adapt.json"}
+
+
+#: wall-time groups of the Snakemake benchmark files (results/benchmarks/<path>.tsv), by path prefix
+STAGE_GROUPS = {"data": ("prepare_data",), "super-net training": ("train_supernet/", "assemble_supernet"),
+                "initial archive": ("search/sample_initial", "search/evaluate_", "search/init_archive"),
+                "search iterations": ("search/fit_surrogate_", "search/search_", "search/update_archive_",
+                                      "search/adapt_supernet_"),
+                "post-processing": ("final/",)}
+
+
+def stage_times(benchmarks: Path) -> dict[str, float]:
+    """Seconds of wall time per stage group, summed over the Snakemake benchmark files of a run."""
+    out = dict.fromkeys(STAGE_GROUPS, 0.0)
+    for tsv in sorted(benchmarks.rglob("*.tsv")):
+        rel = tsv.relative_to(benchmarks).as_posix()
+        group = next((g for g, prefixes in STAGE_GROUPS.items() if rel.startswith(prefixes)), None)
+        lines = tsv.read_text().splitlines()
+        if group is not None and len(lines) >= 2:
+            out[group] += float(lines[-1].split("\t")[0])
+    return out
 
 
 def tool_env() -> dict[str, str]:

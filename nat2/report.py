@@ -6,8 +6,11 @@ record), the final archive and its non-dominated front, the surrogate's rank cor
 curves and the fine-tuning curves and cards. The PNGs are drawn from the very CSVs that are written (matplotlib,
 Agg backend), so a figure never shows data that the CSV does not hold.
 
-Files (each a separate pipeline output): ``summary.md``, ``metrics.json``, ``hv.csv``, ``surrogate.csv``,
-``archive.csv``, ``front.csv``, ``training.csv``, ``finetune.csv`` and ``figures/*.png``.
+Slots are ranked on validation (step 1's best epoch); test top-1 is only reported. ``archive.csv`` / ``front.csv``
+carry a ``cost`` column, the searched cost objective (``params`` or ``macs``), so the DVC plot of the front uses
+the axis it is non-dominated on. Files (each a separate pipeline output): ``summary.md``, ``metrics.json``,
+``hv.csv``, ``surrogate.csv``, ``archive.csv``, ``front.csv``, ``training.csv``, ``finetune.csv`` and
+``figures/*.png``.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ FIGURES = ("hv.png", "surrogate.png", "front.png", "training.png", "finetune.png
 
 _HV_COLUMNS = ("iteration", "hv", "front_size", "archive_size", "best_top1")
 _TAU_COLUMNS = ("iteration", "model", "cv_kendall_tau", "cv_rmse", "candidates_kendall_tau", "candidates_rmse")
-_POINT_COLUMNS = ("id", "iteration", "origin", "top1", "error", "params", "macs", "rank")
+_POINT_COLUMNS = ("id", "iteration", "origin", "top1", "error", "params", "macs", "cost", "rank")
 _TRAIN_COLUMNS = ("index", "phase", "width", "epoch", "lr", "train_loss", "train_top1", "val_top1")
 _FT_COLUMNS = ("slot", "index", "step", "epoch", "lr", "train_loss", "val_loss", "val_top1")
 
@@ -97,9 +100,11 @@ def build_report(params: Params, search: Path, supernet_dir: Path, finetune: Pat
     rank = np.empty(len(final), dtype=np.int64)
     for r, idx in enumerate(arc.fronts(F)):
         rank[idx] = r
+    cost_axis = next((n for n in names[1:] if n in ("params", "macs")), "params")
     points = [{"id": str(row["id"]), "iteration": int(row["iteration"]), "origin": str(row["origin"]),
                "top1": float(row["top1"]), "error": float(row["error"]), "params": int(row["params"]),
-               "macs": int(row["macs"]), "rank": int(rank[i])} for i, row in final.iterrows()]
+               "macs": int(row["macs"]), "cost": int(row[cost_axis]), "rank": int(rank[i])}
+              for i, row in final.iterrows()]
     front = [p for p in points if p["rank"] == 0]
 
     training = []
@@ -112,7 +117,6 @@ def build_report(params: Params, search: Path, supernet_dir: Path, finetune: Pat
         ft_rows += [{"slot": card["slot"], "index": i + 1, **{k: r.get(k) for k in _FT_COLUMNS[2:]}}
                     for i, r in enumerate(rows)]
 
-    cost_axis = next((n for n in names[1:] if n in ("params", "macs")), "params")
     return {"cost_axis": cost_axis, "hv": hv_rows, "surrogate": tau_rows, "archive": points, "front": front,
             "training": training, "finetune": ft_rows, "cards": cards,
             "metrics": _metrics(params, hv_rows, tau_rows, cards, front)}
@@ -125,9 +129,10 @@ def _phases(params: Params) -> list[str]:
 
 def _metrics(params: Params, hv_rows: list[dict[str, Any]], tau_rows: list[dict[str, Any]],
              cards: list[dict[str, Any]], front: list[dict[str, Any]]) -> dict[str, Any]:
-    best = max(cards, key=lambda c: (c["test_top1_after"], -c["params"]))
-    near = [c for c in cards if c["test_top1_after"] >= best["test_top1_after"] - 1.0]
-    small = min(near, key=lambda c: (c["params"], -c["test_top1_after"]))
+    # slots are ranked on validation (step 1's best epoch), never on test: test top-1 is only reported
+    best = max(cards, key=lambda c: (c["val_top1_finetuned"], -c["params"]))
+    near = [c for c in cards if c["val_top1_finetuned"] >= best["val_top1_finetuned"] - 1.0]
+    small = min(near, key=lambda c: (c["params"], -c["val_top1_finetuned"]))
     run = f"{params.search.policy}/seed{params.seed}"
     return {
         "final_hv": hv_rows[-1]["hv"], "initial_hv": hv_rows[0]["hv"],
@@ -135,10 +140,11 @@ def _metrics(params: Params, hv_rows: list[dict[str, Any]], tau_rows: list[dict[
         "iterations": len(hv_rows) - 1, "front_size": len(front),
         "best_val_top1_search": hv_rows[-1]["best_top1"],
         "last_surrogate_tau": tau_rows[-1]["cv_kendall_tau"] if tau_rows else None,
-        "best_test_top1": best["test_top1_after"], "best_slot": best["slot"],
+        "best_test_top1": best["test_top1_after"], "best_val_top1": best["val_top1_finetuned"],
+        "best_slot": best["slot"],
         "best_params": best["params"], "best_macs": best["macs"],
         "smallest_within_1pt": {"slot": small["slot"], "params": small["params"], "macs": small["macs"],
-                                "test_top1": small["test_top1_after"]},
+                                "val_top1": small["val_top1_finetuned"], "test_top1": small["test_top1_after"]},
         "subnets": len(cards),
     }
 
@@ -165,10 +171,11 @@ def _summary(params: Params, rep: dict[str, Any]) -> str:
         f"# nat2 report\n\n"
         f"{params.data.dataset}, {params.supernet.variant}, policy {params.search.policy}, seed {params.seed}, "
         f"objectives {' / '.join(params.search.objectives)}, {m['iterations']} iterations.\n\n"
-        f"## Subnets (test top-1 only measured here, after every decision)\n\n{summary_table(rep['cards'])}\n"
-        f"Best fine-tuned test top-1: **{m['best_test_top1']:.2f} %** (slot {m['best_slot']}, "
-        f"{m['best_params'] / 1e6:.3f} M params); smallest within 1 point: slot {small['slot']} "
-        f"({small['params'] / 1e6:.3f} M params, {small['test_top1']:.2f} %).\n\n"
+        f"## Subnets\n\nTest top-1 is measured only here, after every decision (slots are ranked on "
+        f"validation).\n\n{summary_table(rep['cards'])}\n"
+        f"Best fine-tuned subnet (by validation): slot {m['best_slot']}, {m['best_params'] / 1e6:.3f} M params, "
+        f"test top-1 **{m['best_test_top1']:.2f} %**; smallest within 1 validation point: slot {small['slot']} "
+        f"({small['params'] / 1e6:.3f} M params, test top-1 {small['test_top1']:.2f} %).\n\n"
         f"## Search\n\nHypervolume on the fixed normalisation (reference {params.search.hv_ref}): "
         f"{m['initial_hv']:.5f} -> {m['final_hv']:.5f}.\n\n"
         f"| iteration | HV | front size | best val top-1 |\n|---|---|---|---|\n{hv}\n\n"
@@ -252,7 +259,7 @@ def write_report(params: Params, search: Path, supernet_dir: Path, finetune: Pat
         for name in FILES:
             os.replace(tmp / name, out / name)
         if (out / "figures").exists():
-            shutil.rmtree(out / "figures")
+            os.replace(out / "figures", tmp / "old-figures")  # deleted with tmp, after the new ones are in place
         os.replace(tmp / "figures", out / "figures")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -24,7 +24,9 @@ def _build(variant: str, arch: Arch, num_classes: int, output_weights: list[floa
     """An (untrained) static module with ``arch``'s structure: the super-net's extraction, minus its weights."""
     from nat2.supernet import SuperNet
 
-    net = SuperNet(Variant.from_name(variant), arch.width_mult, num_classes, dropout=0.0)
+    # a private generator: loading a subnet must not move the caller's global torch RNG
+    net = SuperNet(Variant.from_name(variant), arch.width_mult, num_classes, dropout=0.0,
+                   generator=torch.Generator())
     return net.extract(arch, output_weights).eval()
 
 
@@ -41,7 +43,7 @@ def read_card(path: str | Path) -> dict[str, Any]:
         _ = card["variant"], card["num_classes"], card["slot"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise Nat2Error(f"{folder} is not a nat2 subnet folder (card.json: {type(exc).__name__}); rerun the "
-                        "extract stage") from None
+                        "stage that wrote it (extract or finetune)") from None
     return card
 
 
@@ -63,10 +65,12 @@ def load_subnet(path: str | Path) -> nn.Module:
                         "it") from None
     arch = Arch.from_json(card["arch"])
     multi = card.get("exits") == "all"
+    if multi and not isinstance(card.get("output_weights"), list):
+        raise Nat2Error(f"{folder}/card.json says exits=all but has no output_weights list; rerun the finetune stage")
     module = _build(card["variant"], arch, card["num_classes"], card["output_weights"] if multi else None)
     try:
         module.load_state_dict(state)
     except RuntimeError:
-        raise Nat2Error(f"{folder}: weights.pt does not fit card.json's architecture; rerun the extract stage"
+        raise Nat2Error(f"{folder}: weights.pt does not fit card.json's architecture; rerun the stage that wrote it"
                         ) from None
     return module.eval()

@@ -15,9 +15,12 @@ rule extract:
         settings=settings("extract"),
     threads: THREADS
     resources:
+        mem_mb=4000,
         gpu=1,
     log:
         "results/logs/final/extract.log",
+    benchmark:
+        "results/benchmarks/final/extract.tsv"
     shell:
         "python -m nat2.stages.extract --params params.yaml --threads {params.threads} --archive {input.archive} "
         "--supernet {input.supernet} --split {input.split} --out {output} --log {log}"
@@ -71,8 +74,13 @@ rule report:
     params:
         threads=THREADS,
         settings=settings("report"),
+    threads: 1
+    resources:
+        mem_mb=2000,
     log:
         "results/logs/final/report.log",
+    benchmark:
+        "results/benchmarks/final/report.tsv"
     shell:
         "python -m nat2.stages.report --params params.yaml --threads {params.threads} --search results/search "
         "--supernet-dir results/supernet --finetune results/final/finetune --out results/report --log {log}"

@@ -14,8 +14,13 @@ rule sample_initial:
     params:
         threads=THREADS,
         settings=settings("sample_initial"),
+    threads: 1
+    resources:
+        mem_mb=2000,
     log:
         "results/logs/search/sample_initial.log",
+    benchmark:
+        "results/benchmarks/search/sample_initial.tsv"
     shell:
         "python -m nat2.stages.sample_initial --params params.yaml --threads {params.threads} --out {output} "
         "--log {log}"
@@ -60,8 +65,13 @@ rule init_archive:
     params:
         threads=THREADS,
         settings=settings("init_archive"),
+    threads: THREADS
+    resources:
+        mem_mb=4000,
     log:
         "results/logs/search/init_archive.log",
+    benchmark:
+        "results/benchmarks/search/init_archive.tsv"
     shell:
         "python -m nat2.stages.init_archive --params params.yaml --threads {params.threads} "
         "--evals results/search/iter_0/evals --supernet {input.supernet} --split {input.split} "
@@ -81,6 +91,8 @@ rule fit_surrogate:
         threads=THREADS,
         settings=settings("fit_surrogate"),
     threads: THREADS
+    resources:
+        mem_mb=4000,
     log:
         "results/logs/search/fit_surrogate_{i}.log",
     benchmark:
@@ -104,6 +116,9 @@ rule search:
     params:
         threads=THREADS,
         settings=settings("search"),
+    threads: 1
+    resources:
+        mem_mb=4000,
     log:
         "results/logs/search/search_{i}.log",
     benchmark:
@@ -131,6 +146,7 @@ rule update_archive:
         settings=settings("update_archive"),
     threads: THREADS
     resources:
+        mem_mb=4000,
         gpu=1,
     log:
         "results/logs/search/update_archive_{i}.log",

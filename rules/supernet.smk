@@ -70,6 +70,8 @@ rule assemble_supernet:
         mem_mb=4000,
     log:
         "results/logs/assemble_supernet.log",
+    benchmark:
+        "results/benchmarks/assemble_supernet.tsv"
     shell:
         "python -m nat2.stages.assemble_supernet --params params.yaml --threads {params.threads} "
         "--phase-ckpt {input.ckpt} --out {output.supernet} --log {log}"

@@ -160,6 +160,25 @@ def test_aep_multi_exit_finetuning_resumes_exports_and_counts(tmp_path: Path, mo
     assert (resumed / "metrics.csv").read_text() == (out / "metrics.csv").read_text()
     assert not list((tmp_path / "partial").glob("slot_0-*"))
 
+    # killed after the last epoch of step 2 (during the export): the rerun trains nothing and ends the same
+    import nat2.export as ex
+
+    real_export = ex.export_slot
+
+    def dying_export(*args: object, **kwargs: object) -> None:
+        monkeypatch.setattr(ex, "export_slot", real_export)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ft, "save_checkpoint", real_save)
+    monkeypatch.setattr(ex, "export_slot", dying_export)
+    late = tmp_path / "ft3" / "slot_0"
+    with pytest.raises(KeyboardInterrupt):
+        finetune.main(_finetune_args(tmp_path, params_file, split, sn, late))
+    assert not late.exists()
+    assert finetune.main(_finetune_args(tmp_path, params_file, split, sn, late)) == 0
+    assert (late / "weights.pt").read_bytes() == (out / "weights.pt").read_bytes()
+    assert (late / "metrics.csv").read_text() == (out / "metrics.csv").read_text()
+
 
 def test_aep_needs_an_early_exit_variant(tmp_path: Path) -> None:
     from nat2.errors import ConfigError

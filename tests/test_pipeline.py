@@ -22,7 +22,7 @@ from nat2 import archive as arc
 from nat2.config import load_params
 from nat2.costs import CostModel
 from nat2.export import run_export
-from nat2.pipeline import copy_repo, rerun_iteration, run_tool, smoke, smoke_line
+from nat2.pipeline import copy_repo, rerun_iteration, run_tool, smoke, smoke_line, stage_times
 from nat2.space import SearchSpace
 
 pytestmark = pytest.mark.slow
@@ -84,9 +84,11 @@ def test_report_data_equal_the_archives(tiny: dict) -> None:
         assert row in summary
         line = next(x for x in summary.splitlines() if x.startswith(row))
         assert f"| {card['test_top1_before']:.2f} | {card['test_top1_after']:.2f} |" in line
-    assert metrics["best_test_top1"] == max(json.loads((root / f"results/final/finetune/slot_{k}/card.json")
-                                                       .read_text())["test_top1_after"]
-                                            for k in params.postprocess.slots)
+    cards = [json.loads((root / f"results/final/finetune/slot_{k}/card.json").read_text())
+             for k in params.postprocess.slots]
+    best = max(cards, key=lambda c: (c["val_top1_finetuned"], -c["params"]))  # ranked on validation, not test
+    assert (metrics["best_slot"], metrics["best_test_top1"]) == (best["slot"], best["test_top1_after"])
+    assert list(front["cost"]) == list(front["macs"])  # the searched cost objective of params/ci.yaml
     for name in ("hv", "surrogate", "front", "training", "finetune"):
         png = (rep / "figures" / f"{name}.png").read_bytes()
         assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
@@ -110,9 +112,14 @@ def test_every_slot_has_matching_exports(tiny: dict, capsys: pytest.CaptureFixtu
     assert cli(["show", str(root / "results")]) == 0
     shown = capsys.readouterr().out
     assert sum(line[:3] in ("| 0", "| 1") for line in shown.splitlines()) == 2 and "HV " in shown
-    assert cli(["export", "--slot", "1", "--format", "pt2", "--results", str(root / "results"), "--out",
-                str(root / "exported")]) == 0
-    assert (root / "exported/model.pt2").is_file()
+    assert "wall time (min): data" in shown
+    times = stage_times(root / "results/benchmarks")
+    assert all(times[g] > 0 for g in ("super-net training", "initial archive", "search iterations",
+                                      "post-processing")), times
+    before = (root / "results/final/finetune/slot_1/model.pt2").read_bytes()
+    assert cli(["export", "--slot", "1", "--format", "pt2", "--results", str(root / "results")]) == 0
+    assert (root / "results/exports/slot_1/model.pt2").is_file()  # never inside the pipeline's own output
+    assert (root / "results/final/finetune/slot_1/model.pt2").read_bytes() == before
     assert cli(["export", "--slot", "7", "--format", "onnx", "--results", str(root / "results")]) == 2
 
 
@@ -214,10 +221,14 @@ def test_snakemake_reruns_one_iteration_and_post_processing(tiny: dict) -> None:
             assert after[f][1] == before[f][1], f  # same seed, same CPU: the same archive again
 
     # changing a post-processing param: Snakemake schedules only post-processing
-    params = yaml.safe_load((root / "params.yaml").read_text())
+    original = (root / "params.yaml").read_text()
+    params = yaml.safe_load(original)
     params["postprocess"]["finetune"]["lr"] = 0.02
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    dry = run_tool(["snakemake", "--cores", "2", "--dry-run"], root).stdout
+    try:
+        dry = run_tool(["snakemake", "--cores", "2", "--dry-run"], root).stdout
+    finally:
+        (root / "params.yaml").write_text(original)
     jobs = _job_table(dry)
     assert jobs and set(jobs) - {"all"} <= {"finetune", "report", "extract"}, jobs
     assert "finetune" in jobs

@@ -60,8 +60,10 @@ def subnet_loss(logits: torch.Tensor, labels: torch.Tensor, label_smoothing: flo
 def aep_loss(exit_logits: Sequence[torch.Tensor], labels: torch.Tensor, weights: Sequence[float],
              label_smoothing: float) -> torch.Tensor:
     """AEP joint training loss of a multi-exit network: ``sum_i w_i * CE(exit_i)``."""
+    if not exit_logits or len(exit_logits) != len(weights):
+        raise ValueError(f"aep_loss: {len(exit_logits)} exits need as many weights, got {len(weights)}")
     total = None
-    for logits, w in zip(exit_logits, weights, strict=False):
+    for logits, w in zip(exit_logits, weights, strict=True):
         term = w * F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
         total = term if total is None else total + term
     return total
