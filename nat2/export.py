@@ -60,8 +60,9 @@ def export_module(model: nn.Module, resolution: int, path: Path, fmt: str) -> No
         for q in quiet:
             q.setLevel(logging.WARNING)  # their INFO lines (one per optimisation pass) drown the stage log
         try:
+            # weights inside the one file (no model.onnx.data beside it): the file can be moved and renamed
             torch.onnx.export(model, example, str(path), dynamo=True, dynamic_shapes=_dynamic_batch(),
-                              input_names=[_INPUT], output_names=[_OUTPUT], verbose=False)
+                              input_names=[_INPUT], output_names=[_OUTPUT], verbose=False, external_data=False)
         finally:
             for q, level in zip(quiet, levels, strict=True):
                 q.setLevel(level)

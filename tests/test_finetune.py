@@ -72,6 +72,7 @@ def _check_exports(out: Path, card: dict) -> None:
     x = torch.randn(7, 3, r, r, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
         eager = module(x).numpy()
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(("model", "."))) == ["model.onnx", "model.pt2"]
     for name in ("model.onnx", "model.pt2"):
         got = run_export(out / name, x)
         assert np.abs(got - eager).max() <= 1e-4 * max(1.0, np.abs(eager).max()), name
