@@ -121,11 +121,29 @@ AEP = {**SYNTHETIC, "postprocess.slots": [0, 1], "postprocess.finetune.epochs": 
 
 
 def test_aep_multi_exit_finetuning_resumes_exports_and_counts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import nat2.export as ex
     import nat2.finetune as ft
 
     params_file, split, sn = _extracted(tmp_path, AEP, "params.yaml", ["full", "kernel"])
+
+    # killed after the last epoch of step 2 (during the export): every epoch ran uninterrupted, and the rerun
+    # trains nothing, only exports
+    real_export, real_save = ex.export_slot, ft.save_checkpoint
+
+    def dying_export(*args: object, **kwargs: object) -> None:
+        monkeypatch.setattr(ex, "export_slot", real_export)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ex, "export_slot", dying_export)
     out = tmp_path / "ft" / "slot_0"
+    with pytest.raises(KeyboardInterrupt):
+        finetune.main(_finetune_args(tmp_path, params_file, split, sn, out))
+    assert not out.exists()
+    saves: list[int] = []
+    monkeypatch.setattr(ft, "save_checkpoint", lambda *a, **k: saves.append(1) or real_save(*a, **k))
     assert finetune.main(_finetune_args(tmp_path, params_file, split, sn, out)) == 0
+    assert saves == []  # resumed after the last epoch of both steps
+
     card = json.loads((out / "card.json").read_text())
     nd = Arch.from_json(card["arch"]).stages_run
     assert card["exits"] == "all" and card["loss_weights"] == [round(i / (nd * (nd + 1) / 2), 4)
@@ -141,8 +159,8 @@ def test_aep_multi_exit_finetuning_resumes_exports_and_counts(tmp_path: Path, mo
     assert card["params"] > card["searched_params"] or nd == 1
     _check_exports(out, card)
 
-    # killed after step 1's first epoch: the rerun resumes and ends with the same bytes as the uninterrupted run
-    real_save, calls = ft.save_checkpoint, []
+    # killed after step 1's first epoch: the rerun resumes and ends with the same bytes as the run above
+    calls: list[int] = []
 
     def dying_save(*args: object, **kwargs: object) -> None:
         real_save(*args, **kwargs)
@@ -160,25 +178,6 @@ def test_aep_multi_exit_finetuning_resumes_exports_and_counts(tmp_path: Path, mo
     assert (resumed / "weights.pt").read_bytes() == (out / "weights.pt").read_bytes()
     assert (resumed / "metrics.csv").read_text() == (out / "metrics.csv").read_text()
     assert not list((tmp_path / "partial").glob("slot_0-*"))
-
-    # killed after the last epoch of step 2 (during the export): the rerun trains nothing and ends the same
-    import nat2.export as ex
-
-    real_export = ex.export_slot
-
-    def dying_export(*args: object, **kwargs: object) -> None:
-        monkeypatch.setattr(ex, "export_slot", real_export)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(ft, "save_checkpoint", real_save)
-    monkeypatch.setattr(ex, "export_slot", dying_export)
-    late = tmp_path / "ft3" / "slot_0"
-    with pytest.raises(KeyboardInterrupt):
-        finetune.main(_finetune_args(tmp_path, params_file, split, sn, late))
-    assert not late.exists()
-    assert finetune.main(_finetune_args(tmp_path, params_file, split, sn, late)) == 0
-    assert (late / "weights.pt").read_bytes() == (out / "weights.pt").read_bytes()
-    assert (late / "metrics.csv").read_text() == (out / "metrics.csv").read_text()
 
 
 def test_aep_needs_an_early_exit_variant(tmp_path: Path) -> None:
