@@ -254,16 +254,19 @@ def hook_count(module: torch.nn.Module, resolution: int) -> tuple[int, int]:
     return sum(p.numel() for p in module.parameters()), macs
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
-def test_cost_model_equals_a_hook_count_of_the_extracted_module(variant: str) -> None:
+def costed_population(variant: str, seed: int, n: int, policy: str) -> tuple:
+    """(space, untrained super-nets, cost model, n sampled genomes + the min and max ones) at widths 1.0 and 1.2."""
     from nat2.costs import CostModel
 
     space = SearchSpace(Variant.from_name(variant), (24, 28, 32), (1.0, 1.2))
-    nets = SuperNetSet(space, num_classes=10)
-    model = CostModel(space, num_classes=10)
-    rng = np.random.default_rng(11)
-    genomes = np.concatenate([space.sample(rng, 98, "uniform_depth"), space.min_genome()[None],
-                              space.max_genome()[None]])
+    rng = np.random.default_rng(seed)
+    genomes = np.concatenate([space.sample(rng, n, policy), space.min_genome()[None], space.max_genome()[None]])
+    return space, SuperNetSet(space, num_classes=10), CostModel(space, num_classes=10), genomes
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_cost_model_equals_a_hook_count_of_the_extracted_module(variant: str) -> None:
+    space, nets, model, genomes = costed_population(variant, 11, 98, "uniform_depth")
     costs = model(genomes)
     for genome, params, macs in zip(genomes, costs["params"], costs["macs"], strict=True):
         arch = space.decode(genome)
@@ -311,13 +314,9 @@ def test_multi_exit_extraction_computes_the_supernet_exits(variant: str) -> None
 
 @pytest.mark.parametrize("variant", EE_VARIANTS)
 def test_multi_exit_costs_equal_a_hook_count(variant: str) -> None:
-    from nat2.costs import Cost, CostModel
+    from nat2.costs import Cost
 
-    space = SearchSpace(Variant.from_name(variant), (24, 28, 32), (1.0, 1.2))
-    nets = SuperNetSet(space, num_classes=10)
-    model = CostModel(space, num_classes=10)
-    rng = np.random.default_rng(12)
-    genomes = np.concatenate([space.sample(rng, 14, "uniform"), space.min_genome()[None], space.max_genome()[None]])
+    space, nets, model, genomes = costed_population(variant, 12, 14, "uniform")
     every, single = model(genomes, exits="all"), model(genomes)
     for i, genome in enumerate(genomes):
         arch = space.decode(genome)
