@@ -249,11 +249,8 @@ class CostModel:
             ValueError: on a wrong shape or a non-canonical genome (repair it first).
         """
         sp = self.space
-        heads = {"single": self._heads, "all": self._all_heads}.get(exits)
-        if heads is None:
-            raise ValueError(f"CostModel: exits must be 'single' or 'all', got {exits!r}")
-        if exits == "all" and not sp.variant.early_exit:
-            heads = self._heads
+        multi = _multi_exit(exits) and sp.variant.early_exit  # single-exit variants have one head whatever
+        heads = self._all_heads if multi else self._heads
         ok = sp.is_canonical(X)
         G = np.atleast_2d(np.asarray(X)).astype(np.int64)
         if not np.all(ok):
@@ -287,9 +284,7 @@ class CostModel:
         parts = _stem_parts(geo)
         for stage, pos, i in arch.active_layers():
             parts += _layer_parts(geo, stage, pos, arch.kernel_sizes[i], arch.expand_ratios[i], arch.branches[i])
-        if exits not in ("single", "all"):
-            raise ValueError(f"CostModel: exits must be 'single' or 'all', got {exits!r}")
-        if exits == "all" and arch.exit is not None:
+        if _multi_exit(exits) and arch.exit is not None:
             for x in range(1, arch.stages_run + 1):
                 parts += [(f"exit{x}" + name[len("exit"):], c) for name, c in _exit_parts(geo, x, self.num_classes)]
         else:
@@ -299,6 +294,13 @@ class CostModel:
     def arch_cost(self, arch: Arch, exits: str = "single") -> Cost:
         """Total of :meth:`cost_breakdown`."""
         return _total(list(self.cost_breakdown(arch, exits).items()))
+
+
+def _multi_exit(exits: str) -> bool:
+    """Whether ``exits`` asks for the AEP multi-exit network (``"all"``) rather than the searched one."""
+    if exits not in ("single", "all"):
+        raise ValueError(f"CostModel: exits must be 'single' or 'all', got {exits!r}")
+    return exits == "all"
 
 
 def _as_pair(cost: Cost) -> tuple[int, int]:

@@ -9,7 +9,7 @@ on the validation split (method.md §3.3). Images are materialised once per reso
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +22,7 @@ from nat2.costs import CostModel
 from nat2.space import Arch, SearchSpace
 from nat2.supernet import recalibrate_bn
 
-__all__ = ["EvalCache", "Evaluator", "accuracy", "evaluate_arch"]
+__all__ = ["EvalCache", "Evaluator", "accuracy", "calibrated_subnet", "evaluate_arch"]
 
 
 @torch.no_grad()
@@ -44,9 +44,20 @@ def evaluate_arch(net: nn.Module, arch: Arch, calib: object, val: object, *, cal
 
     ``calib`` and ``val`` are :class:`nat2.data.EvalSet` objects (calibration subset and validation split).
     """
-    sub = net.extract(arch).to(memory_format=memory_format)
-    recalibrate_bn(sub, (x for x, _ in calib.batches(arch.resolution, calib_batch_size)))
+    sub = calibrated_subnet(net, arch, calib, calib_batch_size=calib_batch_size, memory_format=memory_format)
     return accuracy(sub, val.batches(arch.resolution, eval_batch_size))
+
+
+def calibrated_subnet(net: nn.Module, arch: Arch, calib: object, *, calib_batch_size: int,
+                      memory_format: torch.memory_format = torch.channels_last,
+                      output_weights: Sequence[float] | None = None) -> nn.Module:
+    """``arch`` extracted from ``net`` (multi-exit with ``output_weights``), BN recalibrated at its resolution.
+
+    Every evaluation, extraction and fine-tuning starts from this module (``calib``: the calibration EvalSet).
+    """
+    sub = net.extract(arch, output_weights).to(memory_format=memory_format)
+    recalibrate_bn(sub, (x for x, _ in calib.batches(arch.resolution, calib_batch_size)))
+    return sub
 
 
 class EvalCache:

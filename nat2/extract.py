@@ -28,9 +28,8 @@ __all__ = ["extract_slots"]
 
 def extract_slots(params: Params, archive: Path, supernet: Path, split: Path, out: Path) -> list[dict[str, Any]]:
     """Write ``out/slot_<k>/`` for every slot and ``out/front.parquet`` (the final non-dominated set), atomically."""
-    from nat2.evaluate import accuracy
+    from nat2.evaluate import accuracy, calibrated_subnet
     from nat2.loop import build_evaluator
-    from nat2.supernet import recalibrate_bn
 
     ev = build_evaluator(params, supernet, split, cache_dir=None)
     space: SearchSpace = ev.space
@@ -53,8 +52,8 @@ def extract_slots(params: Params, archive: Path, supernet: Path, split: Path, ou
             row = df.iloc[int(row_index)]
             genome = np.asarray(row["genome"], dtype=np.int64)
             arch = space.decode(genome)
-            sub = ev.nets.extract(arch).to(memory_format=ev.memory_format)
-            recalibrate_bn(sub, (x for x, _ in ev.calib.batches(arch.resolution, ev.calib_batch_size)))
+            sub = calibrated_subnet(ev.nets, arch, ev.calib, calib_batch_size=ev.calib_batch_size,
+                                    memory_format=ev.memory_format)
             top1 = accuracy(sub, ev.val.batches(arch.resolution, ev.eval_batch_size))
             costs = ev.cost_model(genome[None])
             card = {

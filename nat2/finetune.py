@@ -32,12 +32,12 @@ from nat2.checkpoint import load_checkpoint, load_supernet, save_checkpoint
 from nat2.config import FinetuneConfig, Params, params_hash, to_dict
 from nat2.costs import CostModel
 from nat2.errors import Nat2Error
-from nat2.evaluate import accuracy
+from nat2.evaluate import accuracy, calibrated_subnet
 from nat2.io import atomic_dir, csv_text, write_json, write_text
 from nat2.manifest import write_manifest
 from nat2.space import Arch, SearchSpace
 from nat2.subnet import read_card
-from nat2.supernet import MultiExitNet, recalibrate_bn
+from nat2.supernet import MultiExitNet
 from nat2.train.losses import aep_loss, aep_weights
 from nat2.train.optim import lr_at, set_lr
 
@@ -122,14 +122,6 @@ def _run(model: nn.Module, loader: Any, epochs: int, cfg: FinetuneConfig, val: A
     return history
 
 
-def _start(nets: Any, arch: Arch, output_weights: tuple[float, ...] | None, calib: Any, batch_size: int,
-           device: torch.device, fmt: torch.memory_format) -> nn.Module:
-    """The slot's network extracted afresh from the super-net, BN-recalibrated: both steps start here."""
-    model = nets.extract(arch, output_weights).to(device=device, memory_format=fmt)
-    recalibrate_bn(model, (x for x, _ in calib.batches(arch.resolution, batch_size)))
-    return model
-
-
 def finetune_slot(params: Params, slot: Path, supernet: Path, split: Path, out: Path,
                   partial_root: Path = Path("results/.partial/finetune")) -> dict[str, Any]:
     """Fine-tune one extracted subnet in two steps; write ``out/{weights.pt,card.json,metrics.csv,model.*}``."""
@@ -165,7 +157,11 @@ def finetune_slot(params: Params, slot: Path, supernet: Path, split: Path, out: 
     partial.mkdir(parents=True, exist_ok=True)
     seed_iter = int(card["slot"])
 
-    model = _start(nets, arch, out_w, calib, cb, device, fmt)
+    # both steps start from the slot's network extracted afresh from the super-net (already on the device)
+    def start() -> nn.Module:
+        return calibrated_subnet(nets, arch, calib, calib_batch_size=cb, memory_format=fmt, output_weights=out_w)
+
+    model = start()
     test_before = accuracy(model, test.batches(r, eb))
     loader1 = TrainLoader(source, sp, batch_size=cfg.batch_size, resolutions=[r], augment=params.data.augment,
                           seed=params.seed, stage="finetune", iteration=seed_iter, device=device, memory_format=fmt)
@@ -176,7 +172,7 @@ def finetune_slot(params: Params, slot: Path, supernet: Path, split: Path, out: 
 
     merged = dataclasses.replace(sp, train_idx=np.concatenate([sp.train_idx, sp.val_idx]),
                                  train_labels=np.concatenate([sp.train_labels, sp.val_labels]))
-    model = _start(nets, arch, out_w, calib, cb, device, fmt)  # step 2 re-extracts: a fresh start
+    model = start()  # step 2 re-extracts: a fresh start
     loader2 = TrainLoader(source, merged, batch_size=cfg.batch_size, resolutions=[r], augment=params.data.augment,
                           seed=params.seed, stage="finetune", iteration=100 + seed_iter, device=device,
                           memory_format=fmt)
