@@ -7,7 +7,7 @@ THREADS = $(shell $(BIN)/python -c "import yaml; print(yaml.safe_load(open('para
 export DVC_NO_ANALYTICS := 1
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: venv run rerun smoke test lint use dry-run clean-results
+.PHONY: venv run rerun smoke test test-slurm lint use dry-run clean-results
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,9 +48,14 @@ dry-run: venv
 lint: venv
 	$(BIN)/ruff check nat2 tests benchmarks
 
-## test: lint + the whole test suite (the command CI runs)
+## test: lint + the whole test suite but the SLURM test (the command CI runs)
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not slurm"
+
+## test-slurm: the tiny chain on a real one-node SLURM cluster (installs slurm-wlm + munge; root), compared with
+## a local run byte for byte
+test-slurm: venv
+	$(BIN)/python -m pytest -m slurm tests/test_pipeline.py
 
 clean-results:
 	rm -rf results/* .snakemake

@@ -5,6 +5,11 @@ categorical distribution (:func:`nat2.search.gene_distribution`); each width's s
 ``search.adapt.epochs`` on subnets drawn from it, with KD from a frozen max network, then every archive member is
 re-evaluated on the new weights, so archive accuracies always describe the current super-net.
 
+Each sampled subnet's width comes from the distribution too (method.md §3.5 step 8: the reference draws the
+width gene and trains that width's engine), so a width the archive's top members rarely use trains on few steps.
+Width super-nets are independent, so training them one after another on one shared, position-seeded stream of
+draws equals the reference's joint loop; steps with no subnet of a width leave that width untouched.
+
 Schedule: as in the reference, ONE cosine spans all iterations (``iterations x epochs``, after
 ``warmup_epochs`` of linear warm-up), and the optimiser state of iteration i-1 is loaded in iteration i (it travels
 inside the super-net file), so splitting the run into pipeline stages changes nothing. The batch resolution comes
@@ -16,7 +21,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +35,38 @@ from nat2.checkpoint import load_supernet, save_supernet
 from nat2.config import Params, params_hash, to_dict
 from nat2.errors import Nat2Error
 from nat2.io import atomic_path, write_json
-from nat2.loop import CACHE_DIR, archive_stats, build_evaluator
+from nat2.loop import (
+    CACHE_DIR,
+    archive_stats,
+    build_evaluator,
+    check_iteration,
+    check_measured_on,
+    read_search_archive,
+)
 from nat2.search import gene_distribution, sample_from_distribution
-from nat2.space import SearchSpace
+from nat2.space import Arch, SearchSpace
 
-__all__ = ["adapt_supernet_step"]
+__all__ = ["adapt_supernet_step", "adaptation_sampler"]
 
 log = logging.getLogger(__name__)
+
+
+def adaptation_sampler(space: SearchSpace, dists: list[np.ndarray]) -> Callable[[np.random.Generator, float, int],
+                                                                              Arch | None]:
+    """The subnet sampler of adaptation: ``(rng, width, resolution) -> Arch``, or None for another width's draw.
+
+    The width gene is drawn like every other gene (the reference draws it and trains that width's engine); a
+    draw of another width belongs to that width's super-net, whose run draws the same stream (seeded by epoch and
+    batch only) and trains it there. The resolution is the batch's, as in the reference.
+    """
+
+    def sample(rng: np.random.Generator, width: float, resolution: int) -> Arch | None:
+        arch = space.decode(sample_from_distribution(space, dists, 1, rng)[0])
+        if not math.isclose(arch.width_mult, width, rel_tol=1e-9):
+            return None
+        return dataclasses.replace(arch, resolution=resolution)
+
+    return sample
 
 
 def _teacher(params: Params, nets: Any, full: Path | None, space: SearchSpace, calib: Any, fmt: Any,
@@ -73,13 +105,14 @@ def adapt_supernet_step(params: Params, iteration: int, archive: Path, supernet:
     from nat2.runtime import memory_format, setup_torch
     from nat2.train.progressive import LoopSpec, train_phase
 
-    cfg, pol = params.search.adapt, params.search.resolved()
+    cfg = params.search.adapt
     space = SearchSpace.from_config(params.supernet)
-    df = arc.read_archive(archive)
-    arc.check_genomes(df, space)
+    check_iteration(params, iteration)
+    df = read_search_archive(archive, space)
     order = list(params.search.iteration_order)
     position = order.index(str(iteration))
     if cfg.epochs == 0:  # no adaptation: the weights, and so the archive's accuracies, stay as they are
+        check_measured_on(df, archive, load_supernet(supernet, space)[1]["content_hash"], supernet)
         with atomic_path(supernet_out) as tmp:
             shutil.copyfile(supernet, tmp)
         arc.write_archive(archive_out, arc.make_archive(df))
@@ -93,6 +126,7 @@ def adapt_supernet_step(params: Params, iteration: int, archive: Path, supernet:
     sp = read_split(split)
     sp.check_source(source)
     nets, meta = load_supernet(supernet, space, num_classes=source.num_classes, dropout=params.supernet.dropout)
+    check_measured_on(df, archive, meta["content_hash"], supernet)  # measured on these weights
     nets = nets.to(device=device, memory_format=fmt)
     calib = EvalSet(source, sp, "calib", device=device, memory_format=fmt, augment=params.data.augment,
                     seed=params.seed)
@@ -109,15 +143,10 @@ def adapt_supernet_step(params: Params, iteration: int, archive: Path, supernet:
     optimizers = meta.get("optimizers", {})
     new_optimizers: dict[str, Any] = {}
     history: list[dict[str, Any]] = []
-    for wi, width in enumerate(space.width_mults):
+    for width in space.width_mults:
         wkey = nets.key(width)
-        w_dists = list(dists)
-        w_dists[1] = np.eye(len(dists[1]))[wi]  # this width's super-net: condition the width gene on it
 
-        def sample(rng: np.random.Generator, w: float, r: int, w_dists: list = w_dists) -> Any:
-            arch = space.decode(sample_from_distribution(space, w_dists, 1, rng, pol.repair)[0])
-            return dataclasses.replace(arch, resolution=r)
-
+        sample = adaptation_sampler(space, dists)
         spec = LoopSpec(name=f"adapt@{iteration}", seed_stage="adapt_supernet", seed_iteration=iteration,
                         epochs=cfg.epochs, warmup_epochs=0, lr=cfg.lr, subnets_per_step=cfg.subnets_per_step,
                         sample=sample, fixed_arch=None, corners=None, lr_epoch_offset=position * cfg.epochs,

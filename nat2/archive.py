@@ -75,6 +75,7 @@ __all__ = [
     "normalise",
     "objective_matrix",
     "read_archive",
+    "reference_directions",
     "survive",
     "write_archive",
 ]
@@ -639,9 +640,18 @@ def _rank_and_crowding(F: npt.NDArray[np.float64], n: int) -> npt.NDArray[np.int
     return np.concatenate(survivors)
 
 
+def reference_directions(n_obj: int, n: int, seed: int) -> npt.NDArray[np.float64]:
+    """``n`` Riesz-energy reference directions in ``n_obj`` dimensions, generated from ``seed`` alone.
+
+    pymoo 0.6.2's ``get_reference_directions("energy", ..., seed=s)`` drops ``s`` and always uses seed 1, so the
+    factory is called with an explicit ``random_state``; NSGA-III's inner search and its survival both use this.
+    """
+    return RieszEnergyReferenceDirectionFactory(n_obj, n).do(random_state=np.random.default_rng(seed))
+
+
 def _reference_direction_survival(F: npt.NDArray[np.float64], n: int, seed: int) -> npt.NDArray[np.int64]:
     m = F.shape[1]
-    ref_dirs = RieszEnergyReferenceDirectionFactory(m, max(n, m)).do(random_state=np.random.default_rng(seed))
+    ref_dirs = reference_directions(m, max(n, m), seed)
     survival = ReferenceDirectionSurvival(ref_dirs)
     with warnings.catch_warnings():  # pymoo calls warnings.simplefilter("ignore") inside the normalisation
         idx = survival.do(Problem(n_var=1, n_obj=m), Population.new("F", F), n_survive=n,

@@ -8,6 +8,8 @@ their content hash; search, evaluation and post-processing read only this one.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 from pathlib import Path
 from typing import Any
@@ -15,18 +17,53 @@ from typing import Any
 import torch
 
 from nat2.errors import Nat2Error
-from nat2.io import atomic_path
+from nat2.io import write_bytes
 
-__all__ = ["FORMAT", "load_checkpoint", "load_supernet", "save_checkpoint", "save_supernet"]
+__all__ = ["FORMAT", "load_checkpoint", "load_supernet", "payload_digest", "save_checkpoint", "save_supernet"]
 
 FORMAT = "nat2-checkpoint"
 _VERSION = 1
 
 
+def payload_digest(obj: Any) -> str:
+    """sha256 of a checkpoint payload: every tensor's name, shape, dtype and bytes, and every plain value.
+
+    Stored inside the file and recomputed on load, so bytes damaged inside a tensor (which torch's zip reader does
+    not notice) are refused instead of silently loaded.
+    """
+    h = hashlib.sha256()
+
+    def walk(key: str, value: Any) -> None:
+        if isinstance(value, torch.Tensor):
+            t = value.detach().cpu().contiguous()
+            h.update(f"{key}:T{tuple(t.shape)}:{t.dtype};".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        elif isinstance(value, dict):
+            h.update(f"{key}:D{len(value)};".encode())
+            for k in sorted(value, key=str):
+                walk(f"{key}/{k}", value[k])
+        elif isinstance(value, (list, tuple)):
+            h.update(f"{key}:L{len(value)};".encode())
+            for i, v in enumerate(value):
+                walk(f"{key}/{i}", v)
+        else:
+            h.update(f"{key}={value!r};".encode())
+
+    walk("", obj)
+    return h.hexdigest()
+
+
 def save_checkpoint(path: str | os.PathLike[str], kind: str, payload: dict[str, Any]) -> None:
-    """Atomically write ``payload`` (tensors and plain data) as a ``kind`` checkpoint."""
-    with atomic_path(path) as tmp:
-        torch.save({"format": FORMAT, "version": _VERSION, "kind": kind, **payload}, tmp)
+    """Atomically write ``payload`` (tensors and plain data) as a ``kind`` checkpoint, with its digest.
+
+    Serialised in memory first: ``torch.save`` to a path records the file's name inside the zip, so writing to a
+    temporary name would make two identical checkpoints differ in their bytes.
+    """
+    data = {"format": FORMAT, "version": _VERSION, "kind": kind, **payload}
+    data["digest"] = payload_digest({k: v for k, v in data.items() if k != "digest"})
+    buf = io.BytesIO()
+    torch.save(data, buf)
+    write_bytes(path, buf.getvalue())
 
 
 def load_checkpoint(path: str | os.PathLike[str], kind: str, hint: str = "rerun the stage that writes it",
@@ -49,6 +86,10 @@ def load_checkpoint(path: str | os.PathLike[str], kind: str, hint: str = "rerun 
         raise Nat2Error(f"{p} is a nat2 {data.get('kind')!r} checkpoint where a {kind!r} one is needed; {hint}")
     if data.get("version") != _VERSION:
         raise Nat2Error(f"{p} has checkpoint version {data.get('version')}, this nat2 reads {_VERSION}; {hint}")
+    digest = data.pop("digest", None)
+    if digest != payload_digest(data):
+        what = "has no digest (written by an older nat2)" if digest is None else "fails its digest check (damaged)"
+        raise Nat2Error(f"checkpoint {p} {what}; {hint}")
     return data
 
 
@@ -83,4 +124,7 @@ def load_supernet(path: str | os.PathLike[str], space: Any, num_classes: int | N
         raise Nat2Error(f"{path} has {data['num_classes']} classes, the dataset has {num_classes}; {hint}")
     nets = SuperNetSet(space, data["num_classes"], dropout=dropout)
     nets.load_state_dict(data["state_dict"])
+    if nets.content_hash() != data["content_hash"]:
+        raise Nat2Error(f"{path}: the weights do not match the file's content hash {data['content_hash']} "
+                        f"(damaged or edited); {hint}")
     return nets, {"content_hash": data["content_hash"], **data.get("meta", {})}

@@ -50,6 +50,7 @@ __all__ = [
     "AugmentConfig",
     "iter_keys",
     "load_params",
+    "min_fittable_archive",
     "params_from_dict",
     "params_hash",
     "to_dict",
@@ -58,6 +59,8 @@ __all__ = [
 DATASETS = ("fashion_mnist", "cifar10", "cifar100", "tiny_imagenet", "imagefolder", "synthetic")
 VARIANTS = tuple(f"{e}_{b}" for e in ("se", "ee") for b in ("base", "dense", "parallel", "dense_parallel"))
 OBJECTIVES = ("error", "params", "macs", "latency")
+#: surrogates that cross-validate inside every fit (k-fold ensembles, adaptive switching): see min_fittable_archive
+NESTED_CV_SURROGATES = ("lgb", "as")
 
 
 @dataclass(frozen=True)
@@ -366,6 +369,9 @@ class Params:
         """Cross-key rules that no single key can express."""
         if self.search.objectives[0] != "error":
             _fail("search.objectives", self.search.objectives, "must start with 'error'", source)
+        if "latency" in self.search.objectives:  # refused here, not after hours of super-net training
+            _fail("search.objectives", self.search.objectives, "latency is not measured yet (no latency look-up "
+                  "table); use error with params and/or macs", source)
         if not (self.supernet.init in ("scratch",) or self.supernet.init.startswith("ofa:")
                 or self.supernet.init.endswith((".pt", ".pth", ".tar"))):
             _fail("supernet.init", self.supernet.init, "must be scratch, ofa:<path>, or a checkpoint path "
@@ -387,6 +393,17 @@ class Params:
                   f"{self.supernet.variant}; use standard", source)
         if list(self.search.shards) != list(range(len(self.search.shards))):
             _fail("search.shards", list(self.search.shards), "must be [0, 1, ..., n-1]", source)
+        if len(self.postprocess.slots) > self.search.archive_size:
+            _fail("postprocess.slots", list(self.postprocess.slots), f"has more slots than the archive holds "
+                  f"(search.archive_size = {self.search.archive_size}); use at most that many", source)
+        smallest = min_fittable_archive(self.search.surrogate, self.search.surrogate_folds)
+        if self.search.resolved().surrogate_guided and self.search.archive_size < smallest:
+            _fail("search.archive_size", self.search.archive_size, f"is too small to fit and cross-validate the "
+                  f"{self.search.surrogate} surrogate with search.surrogate_folds = {self.search.surrogate_folds} "
+                  f"(needs >= {smallest}); raise it or lower the folds", source)
+        if 0 < self.data.train_size < self.data.calib_size:
+            _fail("data.calib_size", self.data.calib_size, f"exceeds data.train_size ({self.data.train_size}): the "
+                  "calibration subset is drawn from the train split", source)
         from nat2.schedule import check_schedule  # the rules live with the phase definitions
 
         problem = check_schedule(self.train, self.supernet.variant)
@@ -541,16 +558,67 @@ def _apply_override(raw: dict[str, Any], dotted: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
+class _DuplicateKey(yaml.YAMLError):
+    pass
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key written twice in one mapping (plain YAML keeps the last one silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise _DuplicateKey(f"key {key!r} appears twice (lines {seen[key] + 1} and "
+                                    f"{key_node.start_mark.line + 1}); keep one")
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+def min_fittable_archive(surrogate: str, folds: int) -> int:
+    """The smallest archive on which ``surrogate`` fits and cross-validates with ``folds`` folds.
+
+    The report cross-validates the whole recipe (k folds, each fitting the model on the rest); the k-fold
+    ensembles (``lgb``) and adaptive switching (``as``) run a second k-fold inside every training part. Every fit
+    needs at least 2 architectures and the whole archive at least ``nat2.surrogate.MIN_SAMPLES`` (5); the set of
+    nesting surrogates is checked against ``nat2.surrogate.SURROGATES`` by the tests.
+    """
+    def train_part(n: int) -> int:
+        k = min(folds, n)
+        return n - -(-n // k)  # n minus the largest test fold
+
+    levels = 2 if surrogate in NESTED_CV_SURROGATES else 1
+    n = 5
+    while True:
+        m = n
+        for _ in range(levels):
+            m = train_part(m)
+        if m >= 2:
+            return n
+        n += 1
+
+
 def load_params(path: str | os.PathLike[str] = "params.yaml",
                 overrides: Mapping[str, Any] | None = None) -> Params:
     """Read, override (dotted keys, for tests and experiments) and validate a params file."""
     p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"{p}: is a directory, not a params file; pass --params PATH of a YAML file")
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{p}: file not found; run from the repository root or pass --params PATH") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{p}: not a text file (not UTF-8); pass the YAML params file") from None
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot be read ({exc.strerror}); check the path and its permissions") from None
+    if "\x00" in text:
+        raise ConfigError(f"{p}: not a text file (contains NUL bytes); pass the YAML params file")
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)
+    except _DuplicateKey as exc:
+        raise ConfigError(f"{p}: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""

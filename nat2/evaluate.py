@@ -8,7 +8,10 @@ on the validation split (method.md §3.3). Images are materialised once per reso
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +25,10 @@ from nat2.costs import CostModel
 from nat2.space import Arch, SearchSpace
 from nat2.supernet import recalibrate_bn
 
-__all__ = ["EvalCache", "Evaluator", "accuracy", "calibrated_subnet", "evaluate_arch"]
+__all__ = ["EVAL_CODE_MODULES", "EvalCache", "Evaluator", "accuracy", "calibrated_subnet", "eval_code_version",
+           "eval_context_key", "evaluate_arch"]
+
+log = logging.getLogger(__name__)
 
 
 @torch.no_grad()
@@ -60,25 +66,97 @@ def calibrated_subnet(net: nn.Module, arch: Arch, calib: object, *, calib_batch_
     return sub
 
 
-class EvalCache:
-    """Evaluations already done on one super-net, appended to a JSON-lines file as they finish.
+#: the modules whose code decides an evaluation's number (extraction, BN recalibration, transforms, decoding)
+EVAL_CODE_MODULES = ("nat2.evaluate", "nat2.supernet", "nat2.data.loaders", "nat2.data.transforms", "nat2.space")
 
-    Keyed by (arch id, checkpoint content hash): a rerun of a killed evaluation stage, or another stage that meets
-    the same architecture on the same weights, skips what is known. Lives outside pipeline outputs
-    (``results/.cache/evaluations/<hash>.jsonl``), so neither Snakemake nor DVC removes it.
+
+def eval_code_version() -> str:
+    """Hash of the source of every module in :data:`EVAL_CODE_MODULES` (and the torch version).
+
+    Part of the evaluation cache's key, so an edit to extraction, recalibration or the transforms can never bring
+    back accuracies computed by the old code (a hand-bumped version number would be forgotten).
+    """
+    import importlib
+
+    h = hashlib.sha256(f"torch={torch.__version__}".encode())
+    for name in EVAL_CODE_MODULES:
+        mod = importlib.import_module(name)
+        files = [Path(mod.__file__)]
+        if Path(mod.__file__).name == "__init__.py":  # a package: every module in it
+            files = sorted(Path(mod.__file__).parent.glob("*.py"))
+        for f in files:
+            h.update(f"{name}/{f.name}".encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def eval_context_key(checkpoint_hash: str, calib: object, val: object, *, calib_batch_size: int,
+                     eval_batch_size: int, memory_format: torch.memory_format, device: torch.device | str) -> str:
+    """Key of everything that determines an evaluation's top-1 besides the architecture.
+
+    The weights (the super-net's content hash), the exact calibration and validation images and labels (their
+    content, so a new split, calibration subset, augmentation draw or dataset changes it), the batch sizes (BN
+    recalibration averages per batch), memory format, device, thread count, and the evaluation code itself.
+    """
+    h = hashlib.sha256()
+    for part in (checkpoint_hash, calib.fingerprint(), val.fingerprint(), str(calib_batch_size), str(eval_batch_size),
+                 str(memory_format), torch.device(device).type, str(torch.get_num_threads()), eval_code_version()):
+        h.update(part.encode())
+        h.update(b"\0")
+    return h.hexdigest()[:16]
+
+
+class EvalCache:
+    """Evaluations already done in one evaluation context, appended to a JSON-lines file as they finish.
+
+    Keyed by (arch id, :func:`eval_context_key`): a rerun of a killed evaluation stage, or another stage that meets
+    the same architecture in the same context, skips what is known. Each line carries a checksum of (context,
+    id, top-1), so a line that was cut by a kill, edited, or copied from another context is skipped with a
+    warning and recomputed, never trusted; an unreadable file (binary, a directory in its place) disables the
+    cache for this run with a warning. Lives outside pipeline outputs (``results/.cache/evaluations/<key>.jsonl``),
+    so neither Snakemake nor DVC removes it.
     """
 
-    def __init__(self, folder: Path | None, checkpoint_hash: str) -> None:
-        self.checkpoint_hash = checkpoint_hash
-        self.path = folder / f"{checkpoint_hash}.jsonl" if folder is not None else None
+    def __init__(self, folder: Path | None, context_key: str) -> None:
+        self.context_key = context_key
+        self.path = folder / f"{context_key}.jsonl" if folder is not None else None
         self._known: dict[str, float] = {}
-        if self.path is not None and self.path.is_file():
-            for line in self.path.read_text(encoding="utf-8").splitlines():
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # a line cut by a kill: that evaluation is simply redone
-                self._known[rec["id"]] = float(rec["top1"])
+        self._cut = False  # the file ends inside a line (a kill mid-write): start the next append on a new line
+        if self.path is None or not (self.path.exists() or self.path.is_symlink()):
+            return
+        try:
+            text = self.path.read_bytes().decode("utf-8", errors="replace")
+        except OSError as exc:
+            log.warning("evaluation cache %s is unreadable (%s); evaluating without it", self.path, exc)
+            self.path = None
+            return
+        self._cut = bool(text) and not text.endswith("\n")
+        bad = 0
+        for line in text.splitlines():
+            rec = self._parse(line)
+            if rec is None:
+                bad += 1
+            else:
+                self._known[rec[0]] = rec[1]
+        if bad:
+            log.warning("evaluation cache %s: skipped %d damaged or foreign line(s); those archs are re-evaluated",
+                        self.path, bad)
+
+    def _checksum(self, arch_id: str, top1: float) -> str:
+        return hashlib.sha256(f"{self.context_key}|{arch_id}|{top1!r}".encode()).hexdigest()[:16]
+
+    def _parse(self, line: str) -> tuple[str, float] | None:
+        try:
+            rec = json.loads(line)
+            arch_id, top1, check = rec["id"], rec["top1"], rec["check"]
+        except (json.JSONDecodeError, TypeError, KeyError):
+            return None
+        if not isinstance(arch_id, str) or isinstance(top1, bool) or not isinstance(top1, (int, float)):
+            return None
+        top1 = float(top1)
+        if not math.isfinite(top1) or not 0.0 <= top1 <= 100.0 or check != self._checksum(arch_id, top1):
+            return None
+        return arch_id, top1
 
     def get(self, arch_id: str) -> float | None:
         """The cached top-1 of ``arch_id``, or None."""
@@ -87,10 +165,18 @@ class EvalCache:
     def put(self, arch_id: str, top1: float) -> None:
         """Remember (and append to the file) one evaluation."""
         self._known[arch_id] = top1
-        if self.path is not None:
+        if self.path is None:
+            return
+        line = json.dumps({"id": arch_id, "top1": top1, "check": self._checksum(arch_id, top1)}) + "\n"
+        if self._cut:
+            line, self._cut = "\n" + line, False
+        try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.path, "a", encoding="utf-8") as f:
-                f.write(json.dumps({"id": arch_id, "top1": top1}) + "\n")
+                f.write(line)
+        except OSError as exc:  # the cache only saves time: never let it fail an evaluation
+            log.warning("evaluation cache %s is not writable (%s); continuing without it", self.path, exc)
+            self.path = None
 
 
 @dataclass

@@ -29,12 +29,11 @@ __all__ = ["extract_slots"]
 def extract_slots(params: Params, archive: Path, supernet: Path, split: Path, out: Path) -> list[dict[str, Any]]:
     """Write ``out/slot_<k>/`` for every slot and ``out/front.parquet`` (the final non-dominated set), atomically."""
     from nat2.evaluate import accuracy, calibrated_subnet
-    from nat2.loop import build_evaluator
+    from nat2.loop import build_evaluator, read_search_archive
 
     ev = build_evaluator(params, supernet, split, cache_dir=None)
     space: SearchSpace = ev.space
-    df = arc.read_archive(archive)
-    arc.check_genomes(df, space)
+    df = read_search_archive(archive, space, ev.checkpoint_hash, supernet)
     names = params.search.objectives
     F = arc.objective_matrix(df, names)
     k = len(params.postprocess.slots)

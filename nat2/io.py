@@ -9,17 +9,66 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import io
 import json
 import math
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_dir", "atomic_path", "csv_text", "write_bytes", "write_json", "write_text"]
+__all__ = ["atomic_dir", "atomic_path", "clean_stale_temporaries", "csv_text", "write_bytes", "write_json",
+           "write_text"]
+
+
+def _tmp_prefix(dest: Path) -> str:
+    """Temporary names carry the writer's pid: ``.<name>.<pid>.<random>``, so a later run can tell stale ones."""
+    return f".{dest.name}.{os.getpid()}."
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def clean_stale_temporaries(dest: Path) -> list[Path]:
+    """Delete the temporaries a killed writer of ``dest`` left behind (their pid is no longer running).
+
+    A kill during a write leaves ``.<name>.<pid>.<random>[.tmp]`` beside ``dest`` (a 58 MB checkpoint, say); every
+    atomic writer calls this before it starts, so they never pile up. A live writer's temporary is left alone.
+    """
+    removed = []
+    pattern = re.compile(rf"^\.{re.escape(dest.name)}\.(?:old\.)?(\d+)\.")
+    if not dest.parent.is_dir():
+        return removed
+    for entry in dest.parent.iterdir():
+        m = pattern.match(entry.name)
+        if m is None or int(m.group(1)) == os.getpid() or _alive(int(m.group(1))):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed
+
+
+def _no_space(dest: Path, exc: OSError) -> None:
+    """Turn a full disk into the one-line error every stage prints (instead of a traceback)."""
+    if exc.errno == errno.ENOSPC:
+        from nat2.errors import Nat2Error
+
+        raise Nat2Error(f"no space left on {dest.parent} while writing {dest.name}; free some space and rerun "
+                        "(nothing was written)") from None
 
 
 @contextlib.contextmanager
@@ -27,13 +76,18 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success rename it onto ``path``, on error delete it."""
     dest = Path(path)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    clean_stale_temporaries(dest)
+    fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(dest), suffix=".tmp", dir=dest.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp creates 0600; outputs get the usual permissions
     try:
         yield tmp_path
         os.replace(tmp_path, dest)
+    except OSError as exc:
+        tmp_path.unlink(missing_ok=True)
+        _no_space(dest, exc)
+        raise
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
@@ -47,16 +101,21 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     """
     dest = Path(path)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    clean_stale_temporaries(dest)
+    tmp = Path(tempfile.mkdtemp(prefix=_tmp_prefix(dest), dir=dest.parent))
     try:
         yield tmp
         old = None
         if dest.exists():  # moved aside first: a kill here leaves the previous folder under a dot name
-            old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old.", dir=dest.parent))
+            old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old.{os.getpid()}.", dir=dest.parent))
             dest.rename(old / dest.name)
         tmp.rename(dest)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        _no_space(dest, exc)
+        raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -19,7 +19,6 @@ same bytes.
 from __future__ import annotations
 
 import logging
-import pickle
 import shutil
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ from nat2.checkpoint import load_supernet
 from nat2.config import Params, to_dict
 from nat2.costs import CostModel
 from nat2.errors import Nat2Error
-from nat2.evaluate import EvalCache, Evaluator
+from nat2.evaluate import EvalCache, Evaluator, eval_context_key
 from nat2.io import atomic_path, write_json
 from nat2.search import (
     initial_genomes,
@@ -73,6 +72,40 @@ def _max_costs(space: SearchSpace, model: CostModel) -> dict[str, float]:
     return {"params": float(c["params"][0]), "macs": float(c["macs"][0]), "latency": 1.0}
 
 
+def read_search_archive(path: Path, space: SearchSpace, evaluated_on: str | None = None,
+                        supernet: Path | None = None) -> pd.DataFrame:
+    """An archive a search stage continues from: readable, of this space, not empty, measured on ``evaluated_on``.
+
+    ``evaluated_on`` is the content hash of the super-net the stage was given (None: not checked). An archive's
+    accuracies are only meaningful on the weights they were measured on: giving iteration 2's archive with the
+    pre-adaptation super-net, or a super-net from another run, would mix numbers from two networks.
+    """
+    df = arc.read_archive(path)
+    arc.check_genomes(df, space)
+    if df.empty:
+        raise Nat2Error(f"archive {path} holds no architecture; rerun the stage that writes it")
+    if evaluated_on is not None:
+        check_measured_on(df, path, evaluated_on, supernet)
+    return df
+
+
+def check_measured_on(df: pd.DataFrame, path: Path, evaluated_on: str, supernet: Path | None) -> None:
+    """Refuse an archive (read from ``path``) whose records were measured on another super-net than ``supernet``."""
+    other = sorted(set(df["checkpoint_hash"]) - {evaluated_on})
+    if other:
+        raise Nat2Error(f"archive {path} was evaluated on super-net {other[0]} but --supernet {supernet} is "
+                        f"{evaluated_on}; pass the super-net of the same iteration (iter_<i>/supernet.pt)")
+
+
+def check_iteration(params: Params, iteration: int) -> str:
+    """``iteration`` as the key of ``search.iterations`` it must be (one line naming the chain otherwise)."""
+    key = str(iteration)
+    if key not in params.search.iterations:
+        raise Nat2Error(f"--iteration {iteration} is not in the search.iterations chain "
+                        f"{list(params.search.iteration_order)}; pick one of those")
+    return key
+
+
 def cost_matrix(space: SearchSpace, model: CostModel, objectives: tuple[str, ...], G: np.ndarray) -> np.ndarray:
     """Exact cost objectives (every objective but error) of genomes ``G``, normalised by the max arch's costs."""
     c = model(G)
@@ -111,9 +144,10 @@ def build_evaluator(params: Params, supernet: Path, split: Path, cache_dir: Path
     calib = EvalSet(source, sp, "calib", device=device, memory_format=fmt, augment=params.data.augment,
                     seed=params.seed)
     val = EvalSet(source, sp, "val", device=device, memory_format=fmt)
+    key = eval_context_key(meta["content_hash"], calib, val, calib_batch_size=params.data.calib_batch_size,
+                           eval_batch_size=params.data.eval_batch_size, memory_format=fmt, device=device)
     return Evaluator(space, nets, meta["content_hash"], calib, val, CostModel(space, source.num_classes),
-                     params.data.calib_batch_size, params.data.eval_batch_size, fmt,
-                     EvalCache(cache_dir, meta["content_hash"]))
+                     params.data.calib_batch_size, params.data.eval_batch_size, fmt, EvalCache(cache_dir, key))
 
 
 # -- iteration 0 ----------------------------------------------------------------------------------------------------
@@ -182,40 +216,29 @@ def init_archive(params: Params, shard_files: list[Path], supernet: Path, split:
 
 
 def fit_surrogate_step(params: Params, iteration: int, archive: Path, model_out: Path, report_out: Path) -> dict:
-    """Fit the accuracy predictor on an archive; write the fitted model (pickle) and its cross-validated report."""
-    from nat2.surrogate import fit_surrogate
+    """Fit the accuracy predictor on an archive; write the model file (JSON, no pickle) and its CV report."""
+    from nat2.surrogate import fit_surrogate, save_surrogate
 
+    check_iteration(params, iteration)
     space, pol = _space(params), params.search.resolved()
-    df = arc.read_archive(archive)
-    arc.check_genomes(df, space)
+    df = read_search_archive(archive, space)
     X = space.features(np.stack(df["genome"].to_numpy()).astype(np.int64), pol.encoding)
     result = fit_surrogate(params.search.surrogate, X, df["error"].to_numpy(dtype=np.float64),
                            seed=_seed_int(params, "fit_surrogate", iteration), threads=params.runtime.threads,
                            folds=params.search.surrogate_folds)
-    with atomic_path(model_out) as tmp:
-        tmp.write_bytes(pickle.dumps({"encoding": pol.encoding, "model": result.model}, protocol=4))
+    save_surrogate(model_out, result, X, df["error"].to_numpy(dtype=np.float64), encoding=pol.encoding,
+                   threads=params.runtime.threads, folds=params.search.surrogate_folds)
     report = {"iteration": iteration, "encoding": pol.encoding, **result.report}
     write_json(report_out, report)
     return report
 
 
-def _load_model(path: Path) -> dict[str, Any]:
-    try:
-        data = pickle.loads(Path(path).read_bytes())
-    except Exception as exc:  # a missing, cut or foreign file means the same thing to the user
-        raise Nat2Error(f"surrogate file {path} is missing or corrupt ({type(exc).__name__}); rerun fit_surrogate"
-                        ) from None
-    if not isinstance(data, dict) or "model" not in data:
-        raise Nat2Error(f"{path} is not a nat2 surrogate file; rerun fit_surrogate")
-    return data
-
-
 def search_step(params: Params, iteration: int, archive: Path, surrogate: Path, split: Path, out: Path,
                 stats_out: Path, on_evaluate: Any = None) -> dict[str, Any]:
     """Propose ``search.candidates`` new architectures (surrogate-guided, or uniform for random search)."""
+    check_iteration(params, iteration)
     space, pol, cfg = _space(params), params.search.resolved(), params.search
-    df = arc.read_archive(archive)
-    arc.check_genomes(df, space)
+    df = read_search_archive(archive, space)
     known = set(df["id"])
     model = CostModel(space, _num_classes(split))
     seed = _seed_int(params, "search", iteration)
@@ -225,13 +248,18 @@ def search_step(params: Params, iteration: int, archive: Path, surrogate: Path, 
         stats = {"iteration": iteration, "policy": cfg.policy, "candidates": len(G)}
         write_json(stats_out, stats)
         return stats
-    data = _load_model(surrogate)
-    if data["encoding"] != pol.encoding:
-        raise Nat2Error(f"{surrogate} was fitted on {data['encoding']} features but search.encoding resolves to "
-                        f"{pol.encoding}; rerun fit_surrogate")
+    from nat2.surrogate import load_surrogate
+
+    predictor, stored = load_surrogate(surrogate)
+    if stored.encoding != pol.encoding or stored.model != cfg.surrogate:
+        raise Nat2Error(f"{surrogate} holds a {stored.model} surrogate on {stored.encoding} features but params ask "
+                        f"for {cfg.surrogate} on {pol.encoding}; rerun fit_surrogate")
+    if stored.features.shape[1] != space.n_features(pol.encoding):
+        raise Nat2Error(f"{surrogate} was fitted on {stored.features.shape[1]} features, this search space has "
+                        f"{space.n_features(pol.encoding)}; rerun fit_surrogate")
 
     def predict(G: np.ndarray) -> np.ndarray:
-        return data["model"].predict(space.features(G, pol.encoding))
+        return predictor.predict(space.features(G, pol.encoding))
 
     res = inner_search(space, predict, lambda G: cost_matrix(space, model, cfg.objectives, G),
                        len(cfg.objectives), pop_size=cfg.pop_size, generations=cfg.generations,
@@ -264,10 +292,10 @@ def update_archive_step(params: Params, iteration: int, archive: Path, candidate
     """Evaluate the candidates, score the predictor on them, and update the archive (append or survival)."""
     from nat2.surrogate import rank_metrics
 
+    check_iteration(params, iteration)
     ev = build_evaluator(params, supernet, split, cache_dir)
     space, pol = ev.space, params.search.resolved()
-    df = arc.read_archive(archive)
-    arc.check_genomes(df, space)
+    df = read_search_archive(archive, space, ev.checkpoint_hash, supernet)
     cand = arc.read_genomes(candidates, space)
     G = np.stack(cand["genome"].to_numpy()) if len(cand) else np.zeros((0, space.n_var), np.int64)
     pred = cand["predicted_error"].to_numpy(dtype=np.float64)

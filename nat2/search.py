@@ -25,8 +25,8 @@ from pymoo.operators.mutation.pm import PM
 from pymoo.operators.repair.rounding import RoundingRepair
 from pymoo.operators.sampling.rnd import IntegerRandomSampling
 from pymoo.optimize import minimize
-from pymoo.util.ref_dirs import get_reference_directions
 
+from nat2.archive import reference_directions
 from nat2.space import SearchSpace
 
 __all__ = [
@@ -125,7 +125,8 @@ def inner_search(space: SearchSpace, predict: Callable[[Genomes], np.ndarray],
     """NSGA-II (2 objectives) or NSGA-III (3+) on the surrogate; every evaluated genome is canonical.
 
     pymoo >= 0.6.1.6 draws every random choice from ``np.random.default_rng(seed)`` passed to the operators as
-    ``random_state``, so the result depends on ``seed`` only, never on global RNG state.
+    ``random_state``, and NSGA-III's reference directions get their own ``default_rng(seed)``, so the result
+    depends on ``seed`` only, never on global RNG state.
     """
     problem = SurrogateProblem(space, predict, costs, n_obj, on_evaluate)
     common = {
@@ -138,8 +139,9 @@ def inner_search(space: SearchSpace, predict: Callable[[Genomes], np.ndarray],
     if n_obj == 2:
         algorithm = NSGA2(pop_size=pop_size, **common)
     else:
-        ref_dirs = get_reference_directions("energy", n_obj, pop_size, seed=seed)
+        ref_dirs = reference_directions(n_obj, pop_size, seed)
         algorithm = NSGA3(ref_dirs=ref_dirs, pop_size=pop_size, **common)
+    # minimize's seed= becomes the algorithm's random_state (np.random.default_rng(seed)) that every operator uses
     res = minimize(problem, algorithm, ("n_gen", generations), seed=seed, verbose=False)
     X = np.rint(res.pop.get("X")).astype(np.int64)
     return InnerSearchResult(X, res.pop.get("F"))
@@ -185,24 +187,40 @@ def select_candidates(pool_costs: np.ndarray, pool_pred: np.ndarray, front_costs
 
 
 def gene_distribution(space: SearchSpace, X: Genomes, smoothing: float) -> list[np.ndarray]:
-    """Per-gene categorical distribution over ``[lb..ub]`` of the genomes ``X`` (frequencies + smoothing).
+    """Per-gene categorical distribution over ``[lb..ub]`` of the genomes ``X``: frequencies of the ACTIVE genes.
 
-    NAT fits a distribution to the top archive members' genes and samples adaptation subnets from it. The
-    reference fits every continuous scipy distribution to each gene's histogram and keeps the best SSE (slow,
-    non-deterministic under multiprocessing, and odd for categorical genes); a smoothed frequency table is what the
-    NAT authors describe, is exact for categorical data and deterministic.
+    NAT fits a distribution to the top archive members' genes and samples adaptation subnets from it. Only the
+    genes that shape a row's network are counted (:meth:`SearchSpace.active_genes`): the filler of the stages an
+    early exit skips, and a stage's fourth layer gene when its third is 0, say nothing about what the archive
+    prefers, and counting them makes later stages look dominated by the filler's k3/e3 codes and depth 2. The
+    fourth gene is thus counted conditionally on the stage having a third layer, which makes the depth that
+    :func:`sample_from_distribution` draws follow the archive's depth frequencies exactly.
+
+    The reference fits every continuous scipy distribution to each gene's histogram and keeps the best SSE (slow,
+    non-deterministic under multiprocessing, and odd for categorical genes); a smoothed frequency table is what
+    the NAT authors describe, is exact for categorical data and deterministic. A gene active in no row (with
+    ``smoothing`` 0) gets the uniform distribution.
     """
     lb, ub = space.lower_bound(), space.upper_bound()
+    active = space.active_genes(X) if len(X) else np.zeros((0, space.n_var), dtype=bool)
     dists = []
     for g in range(space.n_var):
-        counts = np.bincount(X[:, g] - lb[g], minlength=ub[g] - lb[g] + 1).astype(np.float64) + smoothing
-        dists.append(counts / counts.sum())
+        values = X[active[:, g], g] - lb[g]
+        counts = np.bincount(values, minlength=ub[g] - lb[g] + 1).astype(np.float64) + smoothing
+        total = counts.sum()
+        dists.append(counts / total if total > 0 else np.full(len(counts), 1.0 / len(counts)))
     return dists
 
 
-def sample_from_distribution(space: SearchSpace, dists: Sequence[np.ndarray], n: int, rng: np.random.Generator,
-                             repair: str) -> Genomes:
-    """``n`` canonical genomes drawn gene by gene from ``dists`` then repaired (``fill``/``push``)."""
+def sample_from_distribution(space: SearchSpace, dists: Sequence[np.ndarray], n: int,
+                             rng: np.random.Generator) -> Genomes:
+    """``n`` canonical genomes drawn gene by gene from ``dists`` (see :func:`gene_distribution`).
+
+    Always made canonical with ``fill`` (zero every layer after a stage's first zero), whatever the search's
+    repair mode: that is the inverse of how the distribution counts a stage's later layer genes (only while the
+    layers before them exist), so stage depths come out with the archive's frequencies; ``push`` would turn a
+    skipped third layer plus a present fourth one into a depth-3 stage and bias depth upwards.
+    """
     lb = space.lower_bound()
     X = np.stack([lb[g] + rng.choice(len(p), size=n, p=p) for g, p in enumerate(dists)], axis=1)
-    return space.repair(X, repair)
+    return space.repair(X, "fill")

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -51,6 +52,10 @@ from threadpoolctl import threadpool_limits
 __all__ = [
     "DEFAULT_CANDIDATES",
     "MIN_SAMPLES",
+    "SURROGATE_FORMAT",
+    "StoredSurrogate",
+    "load_surrogate",
+    "save_surrogate",
     "SURROGATES",
     "AdaptiveSwitching",
     "FitResult",
@@ -599,3 +604,97 @@ def fit_surrogate(
         "seed": int(seed),
     }
     return FitResult(model=model, report=report, oof=oof)
+
+
+# -- storage (no pickle) -----------------------------------------------------------------------------------------------
+
+#: tag of the surrogate file format; bump when its fields change so old files are refused clearly
+SURROGATE_FORMAT = "nat2-surrogate/1"
+
+
+@dataclass(frozen=True)
+class StoredSurrogate:
+    """A surrogate file's recipe and data: enough to rebuild the fitted model exactly.
+
+    A fitted model is a function of (registry name, seed, threads, folds, features, targets) and nothing else,
+    so the file stores those as plain JSON and :func:`load_surrogate` refits; a pickle would run whatever code a
+    tampered file names. The training-set predictions are stored too, and the refit must reproduce them, so a
+    library upgrade that changes the model is caught instead of silently predicting differently.
+    """
+
+    model: str
+    seed: int
+    threads: int
+    folds: int
+    encoding: str
+    features: Array
+    targets: Array
+    predictions: Array
+
+    def payload(self) -> dict[str, Any]:
+        """The file's JSON content, without its digest."""
+        return {"format": SURROGATE_FORMAT, "model": self.model, "seed": self.seed, "threads": self.threads,
+                "folds": self.folds, "encoding": self.encoding, "features": self.features.tolist(),
+                "targets": self.targets.tolist(), "predictions": self.predictions.tolist()}
+
+
+def _digest(payload: Mapping[str, Any]) -> str:
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def save_surrogate(path: str | os.PathLike[str], result: FitResult, X: npt.ArrayLike, y: npt.ArrayLike, *,
+                   encoding: str, threads: int, folds: int) -> StoredSurrogate:
+    """Write a fitted surrogate (see :class:`StoredSurrogate`) as JSON with a sha256 digest, atomically."""
+    from nat2.io import write_json
+
+    x_arr, y_arr = _check_xy(X, y, MIN_SAMPLES)
+    stored = StoredSurrogate(result.report["model"], int(result.report["seed"]), int(threads), int(folds), encoding,
+                             x_arr, y_arr, np.asarray(result.model.predict(x_arr), dtype=np.float64))
+    payload = stored.payload()
+    write_json(path, {**payload, "digest": _digest(payload)})
+    return stored
+
+
+def load_surrogate(path: str | os.PathLike[str]) -> tuple[Surrogate, StoredSurrogate]:
+    """Read a surrogate file and rebuild its fitted model (checked against the stored predictions).
+
+    Raises:
+        Nat2Error: one line naming the file and the fix when it is missing, not JSON, of another format, damaged
+            (digest), incomplete, or when the refit no longer reproduces the stored predictions.
+    """
+    import json
+    from pathlib import Path
+
+    from nat2.errors import Nat2Error
+
+    p = Path(path)
+    fix = "rerun fit_surrogate"
+    try:
+        data = json.loads(p.read_bytes().decode("utf-8"))
+    except FileNotFoundError:
+        raise Nat2Error(f"surrogate file {p} not found; {fix}") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise Nat2Error(f"surrogate file {p} is not a nat2 surrogate (unreadable JSON: {type(exc).__name__}); "
+                        f"{fix}") from None
+    if not isinstance(data, dict) or data.get("format") != SURROGATE_FORMAT:
+        raise Nat2Error(f"{p} is not a {SURROGATE_FORMAT} surrogate file; {fix}")
+    digest = data.pop("digest", None)
+    if digest != _digest(data):
+        raise Nat2Error(f"surrogate file {p} fails its digest check (edited or damaged); {fix}")
+    try:
+        stored = StoredSurrogate(str(data["model"]), int(data["seed"]), int(data["threads"]), int(data["folds"]),
+                                 str(data["encoding"]), _check_x(data["features"]),
+                                 np.asarray(data["targets"], dtype=np.float64),
+                                 np.asarray(data["predictions"], dtype=np.float64))
+        model = make_surrogate(stored.model, seed=stored.seed, threads=stored.threads, folds=stored.folds)
+        model.fit(stored.features, stored.targets)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise Nat2Error(f"surrogate file {p} holds no usable model ({type(exc).__name__}: {exc}); {fix}") from None
+    again = model.predict(stored.features)
+    if again.shape != stored.predictions.shape or not np.allclose(again, stored.predictions, rtol=0, atol=1e-9):
+        raise Nat2Error(f"surrogate file {p}: refitting does not reproduce its predictions (another library version "
+                        f"or thread count?); {fix}")
+    return model, stored

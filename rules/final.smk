@@ -70,6 +70,7 @@ rule report:
         front="results/report/front.csv",
         training="results/report/training.csv",
         finetune="results/report/finetune.csv",
+        manifest="results/report/manifest.json",
         figures=directory("results/report/figures"),
     params:
         threads=THREADS,

@@ -10,7 +10,8 @@ rule sample_initial:
     input:
         code=code("sample_initial"),
     output:
-        "results/search/iter_0/design.parquet",
+        design="results/search/iter_0/design.parquet",
+        manifest="results/search/iter_0/design.manifest.json",
     params:
         threads=THREADS,
         settings=settings("sample_initial"),
@@ -22,18 +23,19 @@ rule sample_initial:
     benchmark:
         "results/benchmarks/search/sample_initial.tsv"
     shell:
-        "python -m nat2.stages.sample_initial --params params.yaml --threads {params.threads} --out {output} "
+        "python -m nat2.stages.sample_initial --params params.yaml --threads {params.threads} --out {output.design} "
         "--log {log}"
 
 
 rule evaluate_shard:
     input:
-        genomes=rules.sample_initial.output[0],
+        genomes=rules.sample_initial.output.design,
         supernet=SUPERNET,
         split=SPLIT,
         code=code("evaluate"),
     output:
-        "results/search/iter_0/evals/shard_{shard}.parquet",
+        shard="results/search/iter_0/evals/shard_{shard}.parquet",
+        manifest="results/search/iter_0/evals/shard_{shard}.manifest.json",
     wildcard_constraints:
         shard="|".join(SHARDS),
     params:
@@ -49,7 +51,7 @@ rule evaluate_shard:
         "results/benchmarks/search/evaluate_{shard}.tsv"
     shell:
         "python -m nat2.stages.evaluate --params params.yaml --threads {params.threads} --genomes {input.genomes} "
-        "--supernet {input.supernet} --split {input.split} --shard {wildcards.shard} --out {output} --log {log}"
+        "--supernet {input.supernet} --split {input.split} --shard {wildcards.shard} --out {output.shard} --log {log}"
 
 
 rule init_archive:
@@ -62,6 +64,7 @@ rule init_archive:
         archive="results/search/iter_0/archive.parquet",
         supernet="results/search/iter_0/supernet.pt",
         stats="results/search/iter_0/stats.json",
+        manifest="results/search/iter_0/archive.manifest.json",
     params:
         threads=THREADS,
         settings=settings("init_archive"),
@@ -83,8 +86,9 @@ rule fit_surrogate:
         archive=lambda w: f"results/search/iter_{ITERATIONS[w.i]}/archive.parquet",
         code=code("fit_surrogate"),
     output:
-        model="results/search/iter_{i}/surrogate.pkl",
+        model="results/search/iter_{i}/surrogate.model.json",
         report="results/search/iter_{i}/surrogate.json",
+        manifest="results/search/iter_{i}/surrogate.manifest.json",
     wildcard_constraints:
         i="|".join(ITERATIONS),
     params:
@@ -105,12 +109,13 @@ rule fit_surrogate:
 rule search:
     input:
         archive=lambda w: f"results/search/iter_{ITERATIONS[w.i]}/archive.parquet",
-        surrogate="results/search/iter_{i}/surrogate.pkl",
+        surrogate="results/search/iter_{i}/surrogate.model.json",
         split=SPLIT,
         code=code("search"),
     output:
         candidates="results/search/iter_{i}/candidates.parquet",
         stats="results/search/iter_{i}/search.json",
+        manifest="results/search/iter_{i}/candidates.manifest.json",
     wildcard_constraints:
         i="|".join(ITERATIONS),
     params:
@@ -139,6 +144,7 @@ rule update_archive:
     output:
         archive="results/search/iter_{i}/updated.parquet",
         stats="results/search/iter_{i}/update.json",
+        manifest="results/search/iter_{i}/updated.manifest.json",
     wildcard_constraints:
         i="|".join(ITERATIONS),
     params:
@@ -169,6 +175,7 @@ rule adapt_supernet:
         supernet="results/search/iter_{i}/supernet.pt",
         archive="results/search/iter_{i}/archive.parquet",
         stats="results/search/iter_{i}/adapt.json",
+        manifest="results/search/iter_{i}/archive.manifest.json",
     wildcard_constraints:
         i="|".join(ITERATIONS),
     params:

@@ -18,16 +18,16 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 #: the tests size their data themselves: keep every image unless they say otherwise
-DATA_BASE = {"data.train_size": 0, "data.test_size": 0}
+DATA_BASE = {"data.train_size": 0, "data.test_size": 0, "data.calib_size": 32}
 
 
 def params(**overrides: Any) -> Params:
-    """The repository's params.yaml with dotted-key overrides (``data__val_size=10`` style is not used)."""
-    return load_params(REPO / "params.yaml", overrides={**DATA_BASE, **overrides})
+    """The fixed test params (``helpers.BASE_PARAMS``) with dotted-key overrides."""
+    return load_params(helpers.BASE_PARAMS, overrides={**DATA_BASE, **overrides})
 
 
 def write_params(path: Path, overrides: dict[str, Any]) -> Path:
-    """A complete params file: the repository's, with dotted-key overrides applied."""
+    """A complete params file: the fixed test params, with dotted-key overrides applied."""
     return helpers.write_params(path, {**DATA_BASE, **overrides})
 
 

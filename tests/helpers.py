@@ -11,9 +11,11 @@ import yaml
 from nat2.config import load_params
 
 ROOT = Path(__file__).resolve().parents[1]
+#: the fixed params every test builds on (never the working tree's params.yaml, which users edit)
+BASE_PARAMS = Path(__file__).resolve().parent / "data" / "params_base.yaml"
 
 
-def params_dict(base: str = "params.yaml", overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+def params_dict(base: str | Path = BASE_PARAMS, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     raw = yaml.safe_load((ROOT / base).read_text())
     for dotted, value in (overrides or {}).items():
         node = raw
@@ -24,7 +26,7 @@ def params_dict(base: str = "params.yaml", overrides: dict[str, Any] | None = No
     return json.loads(json.dumps(raw))
 
 
-def write_params(path: Path, overrides: dict[str, Any] | None = None, base: str = "params.yaml") -> Path:
+def write_params(path: Path, overrides: dict[str, Any] | None = None, base: str | Path = BASE_PARAMS) -> Path:
     """Write a validated params file: ``base`` with dotted-key overrides."""
     path.write_text(yaml.safe_dump(params_dict(base, overrides), sort_keys=False))
     load_params(path)  # fail early, with the one-line message, if the overrides are invalid

@@ -9,13 +9,15 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import BASE_PARAMS
 
 from nat2.cli import main as cli_main
 from nat2.config import iter_keys, load_params, params_hash
 from nat2.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
-PARAMS = ROOT / "params.yaml"
+PARAMS = BASE_PARAMS  # the fixed test base; tests about the repository's own file say REPO_PARAMS
+REPO_PARAMS = ROOT / "params.yaml"
 KEYS = list(iter_keys())
 
 
@@ -58,7 +60,7 @@ def _expect_one_line_error(overrides: dict, path: str) -> str:
 
 
 def test_repository_params_validate() -> None:
-    params = load_params(PARAMS)
+    params = load_params(REPO_PARAMS)
     assert params.supernet.variant == "ee_dense"
     assert params.search.objectives == ("error", "macs")
     assert params.supernet.resolutions == (24, 28, 32)
@@ -129,11 +131,11 @@ def test_presets_validate_and_share_the_key_set(preset: Path) -> None:
             return None
         return {k: shape(v, f"{path}.{k}" if path else k) for k, v in node.items()}
 
-    assert shape(yaml.safe_load(preset.read_text())) == shape(yaml.safe_load(PARAMS.read_text()))
+    assert shape(yaml.safe_load(preset.read_text())) == shape(yaml.safe_load(REPO_PARAMS.read_text()))
 
 
 def test_every_key_is_commented_in_params_yaml() -> None:
-    for line in PARAMS.read_text().splitlines():
+    for line in REPO_PARAMS.read_text().splitlines():
         stripped = line.strip()
         if stripped and not stripped.startswith("#") and not stripped.endswith(":"):
             assert "#" in line, f"params.yaml line without a comment: {line!r}"
@@ -162,3 +164,16 @@ def test_console_script_runs() -> None:
     out = subprocess.run([sys.executable, "-m", "nat2.cli", "info", "--params", str(PARAMS)],
                          capture_output=True, text=True, check=True, cwd=ROOT).stdout
     assert "ee_dense" in out
+
+
+def test_latency_objective_is_refused_before_any_training(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    msg = _expect_one_line_error({"search.objectives": ["error", "latency"]}, "search.objectives")
+    assert "latency is not measured" in msg
+    raw = yaml.safe_load(PARAMS.read_text())
+    raw["search"]["objectives"] = ["error", "macs", "latency"]
+    f = tmp_path / "p.yaml"
+    f.write_text(yaml.safe_dump(raw, sort_keys=False))
+    capsys.readouterr()
+    assert cli_main(["validate", str(f)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "latency" in err[0]

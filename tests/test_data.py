@@ -16,7 +16,7 @@ import torch
 
 from nat2.data import EvalSet, Split, TrainLoader, load_source, make_split, read_split, write_split
 from nat2.data import datasets as datasets_module
-from nat2.errors import DataError
+from nat2.errors import ConfigError, DataError
 from nat2.stages import prepare_data
 
 try:
@@ -86,11 +86,20 @@ def test_split_sizes_disjoint_stratified(synth):
     assert len(other.train_idx) == 1024 - 200
 
 
-def test_calib_is_all_train_when_small(synth):
+def test_calib_may_be_all_train_but_never_more(synth):
     _, source, _ = synth
-    cfg = params(**{"data.dataset": "synthetic", "data.val_size": 10, "data.train_size": 30}).data
+    cfg = params(**{"data.dataset": "synthetic", "data.val_size": 10, "data.train_size": 30,
+                    "data.calib_size": 30}).data
     split = Split.from_table(make_split(source, cfg, 0))
     np.testing.assert_array_equal(np.sort(split.calib_idx), split.train_idx)
+    # more than the train split: refused (it was silently clamped), at validation when train_size says so ...
+    with pytest.raises(ConfigError, match=r"data\.calib_size = 31: exceeds data\.train_size"):
+        params(**{"data.dataset": "synthetic", "data.train_size": 30, "data.calib_size": 31})
+    # ... else when the split is made (train_size 0 = all the rest)
+    n_rest = len(source.train_labels) - 10
+    cfg = params(**{"data.dataset": "synthetic", "data.val_size": 10, "data.calib_size": n_rest + 1}).data
+    with pytest.raises(DataError, match=f"data.calib_size = {n_rest + 1} exceeds the {n_rest} images"):
+        make_split(source, cfg, 0)
 
 
 @pytest.mark.parametrize(("key", "value"), [("data.val_size", 1024), ("data.train_size", 1000),
@@ -417,7 +426,7 @@ def test_prepare_data_stage_is_reproducible(tmp_path):
     assert outs[0] == outs[1]
     assert sorted(f.name for f in out.parent.iterdir()) == ["split.manifest.json", "split.parquet"]
     split = read_split(out)
-    assert split.sizes() == {"train": 924, "val": 100, "test": 256, "calib": 924}
+    assert split.sizes() == {"train": 924, "val": 100, "test": 256, "calib": 32}
     assert '"split_sizes"' in outs[0][1]
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import ROOT, SYNTHETIC, train_chain, write_params
+from helpers import BASE_PARAMS, ROOT, SYNTHETIC, train_chain, write_params
 from test_supernet import hook_count
 
 import nat2
@@ -23,7 +23,7 @@ from nat2.stages import assemble_supernet, extract, finetune
 from nat2.supernet import MultiExitNet
 
 
-def _extracted(tmp_path: Path, overrides: dict, base: str, phases: list[str]) -> tuple[Path, Path, Path]:
+def _extracted(tmp_path: Path, overrides: dict, base: str | Path, phases: list[str]) -> tuple[Path, Path, Path]:
     """Train ``phases``, archive a few archs (max, min, sampled), extract the slots: (params, split, supernet)."""
     params_file = write_params(tmp_path / "p.yaml", overrides, base=base)
     split, ckpts = train_chain(tmp_path, params_file, phases)
@@ -124,7 +124,7 @@ def test_aep_multi_exit_finetuning_resumes_exports_and_counts(tmp_path: Path, mo
     import nat2.export as ex
     import nat2.finetune as ft
 
-    params_file, split, sn = _extracted(tmp_path, AEP, "params.yaml", ["full", "kernel"])
+    params_file, split, sn = _extracted(tmp_path, AEP, BASE_PARAMS, ["full", "kernel"])
 
     # killed after the last epoch of step 2 (during the export): every epoch ran uninterrupted, and the rerun
     # trains nothing, only exports

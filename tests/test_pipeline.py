@@ -16,6 +16,7 @@ import pytest
 import torch
 import yaml
 from helpers import ROOT
+from test_supernet import hook_count
 
 import nat2
 from nat2 import archive as arc
@@ -51,6 +52,36 @@ def test_full_chain_outputs_and_nothing_left_to_do(tiny: dict) -> None:
     assert tiny["iterations"] == 2 and tiny["subnets"] == len(params.postprocess.slots) == 2
     dry = run_tool(["snakemake", "--cores", "2", "--dry-run"], root)
     assert "Nothing to be done" in dry.stdout + dry.stderr
+
+
+def test_every_output_folder_holds_a_run_manifest(tiny: dict) -> None:
+    """Provenance: each stage writes a manifest (stage, params hash, inputs' hashes) beside its outputs."""
+    from nat2.config import params_hash
+    from nat2.manifest import file_digest
+
+    root = tiny["root"]
+    params = load_params(root / "params.yaml")
+    outputs = root / "results"
+    skip = {".cache", ".partial", "logs", "benchmarks", "exports"}
+    folders = [d for d in outputs.rglob("*") if d.is_dir() and not skip & set(d.relative_to(outputs).parts)
+               and any(f.is_file() and f.name != "manifest.json" for f in d.iterdir())]
+    assert len(folders) >= 8
+    stages = set()
+    for d in [*folders, root / "data"]:
+        # a folder inside a folder output (extract/slot_0, report/figures) is covered by the output's manifest
+        covering = [p for p in (d, *d.parents) if p == d or outputs in p.parents]
+        manifests = [m for p in covering for m in (*p.glob("*.manifest.json"), *p.glob("manifest.json"))]
+        assert manifests, f"{d.relative_to(root)} has no run manifest"
+        for m in manifests:
+            data = json.loads(m.read_text())
+            stages.add(data["stage"])
+            assert data["params_hash"] == params_hash(params)
+            for name, inp in data.get("inputs", {}).items():
+                if not Path(inp["path"]).is_absolute() and (root / inp["path"]).is_file():
+                    assert inp["sha256"] == file_digest(root / inp["path"]), f"{m.name}: input {name} changed since"
+    assert {"sample_initial", "evaluate", "init_archive", "fit_surrogate", "search", "update_archive",
+            "adapt_supernet", "report", "extract", "finetune", "train_supernet", "assemble_supernet",
+            "prepare_data"} <= stages
 
 
 def test_report_data_equal_the_archives(tiny: dict) -> None:
@@ -108,6 +139,8 @@ def test_every_slot_has_matching_exports(tiny: dict, capsys: pytest.CaptureFixtu
             eager = module(x).numpy()
         for name in ("model.onnx", "model.pt2"):
             assert np.abs(run_export(out / name, x) - eager).max() <= 1e-4 * max(1.0, np.abs(eager).max())
+        # the card's costs against a count that shares no code with the cost model that wrote them
+        assert hook_count(module, card["resolution"]) == (card["params"], card["macs"])
     capsys.readouterr()
     assert cli(["show", str(root / "results")]) == 0
     shown = capsys.readouterr().out
@@ -251,3 +284,48 @@ def _job_table(text: str) -> dict[str, int]:
             break
         out[parts[0]] = int(parts[1])
     return out
+
+
+@pytest.mark.slurm
+def test_a_real_slurm_run_equals_the_local_run(tiny: dict, tmp_path: Path) -> None:
+    """The tiny chain through the SLURM executor plugin on a real one-node cluster: same bytes as locally.
+
+    ``--slurm-status-command squeue``: the test cluster has no accounting database for ``sacct``.
+    """
+    import re
+    import time
+
+    from slurm_cluster import local_slurm
+
+    with local_slurm(tmp_path / "slurm"):
+        repo = copy_repo(ROOT, tmp_path / "repo")
+        shutil.copyfile(repo / "params/ci.yaml", repo / "params.yaml")
+        start = time.perf_counter()
+        out = run_tool(["snakemake", "--workflow-profile", "profiles/slurm", "--slurm-status-command", "squeue",
+                        "--jobs", "2"], repo)
+        wall = time.perf_counter() - start
+        jobs = run_tool(["scontrol", "show", "job", "-o"], repo).stdout.splitlines()
+    text = out.stdout + out.stderr
+    submitted = len(re.findall(r"has been submitted with SLURM jobid", text))
+    print(f"slurm: jobs={submitted} wall_s={wall:.0f}")
+    # every job went through SLURM, on the partition the profile names, with a GPU for the GPU rules
+    table = {}
+    for line in jobs:
+        fields = dict(f.split("=", 1) for f in line.split() if "=" in f)
+        table.setdefault(fields["Comment"].removeprefix("rule_").split("_wildcards")[0], set()).add(
+            (fields["Partition"], fields.get("TresPerJob", ""), fields["JobState"]))
+    gpu_rules = {"train_full", "train_phase", "evaluate_shard", "update_archive", "adapt_supernet", "extract",
+                 "finetune"}
+    assert submitted >= 20 and gpu_rules <= set(table), sorted(table)
+    for rule, runs in table.items():
+        for partition, tres, state in runs:
+            assert state == "COMPLETED", (rule, state)
+            assert partition == ("gpu" if rule in gpu_rules else "cpu"), (rule, partition)
+            assert ("gpu" in tres) == (rule in gpu_rules), (rule, tres)
+    # the same bytes as the local run: every archive, candidate list and design of the search
+    local = tiny["root"]
+    files = sorted((local / "results/search").rglob("*.parquet"))
+    assert len(files) >= 8
+    for f in files:
+        rel = f.relative_to(local)
+        assert (repo / rel).read_bytes() == f.read_bytes(), rel

@@ -58,9 +58,9 @@ def run_search(root: Path, params: Path, split: Path, sn: Path, full: Path, iter
         prev, cur = root / f"iter_{i - 1}", root / f"iter_{i}"
         it = ["--iteration", str(i)]
         assert fit_surrogate.main([*base, *it, "--archive", str(prev / "archive.parquet"), "--out",
-                                   str(cur / "surrogate.pkl"), "--report", str(cur / "surrogate.json")]) == 0
+                                   str(cur / "surrogate.model.json"), "--report", str(cur / "surrogate.json")]) == 0
         assert search.main([*base, *it, "--archive", str(prev / "archive.parquet"), "--surrogate",
-                            str(cur / "surrogate.pkl"), "--split", str(split), "--out",
+                            str(cur / "surrogate.model.json"), "--split", str(split), "--out",
                             str(cur / "candidates.parquet"), "--stats", str(cur / "search.json")]) == 0
         assert update_archive.main([*base, *cache, *it, "--archive", str(prev / "archive.parquet"), "--candidates",
                                     str(cur / "candidates.parquet"), "--supernet", str(prev / "supernet.pt"),
@@ -160,7 +160,7 @@ def test_every_genome_the_surrogate_scores_is_canonical(policy_runs: dict[str, P
         seen["n"] += len(G)
         seen["bad"] += int((~space.is_canonical(G)).sum())
 
-    search_step(params, 1, run / "iter_0" / "archive.parquet", run / "iter_1" / "surrogate.pkl", supernet[0],
+    search_step(params, 1, run / "iter_0" / "archive.parquet", run / "iter_1" / "surrogate.model.json", supernet[0],
                 tmp_path / "c.parquet", tmp_path / "s.json", on_evaluate=record)
     assert seen["n"] >= 15 * params.search.pop_size // 2 and seen["bad"] == 0
 
@@ -193,13 +193,42 @@ def test_bad_inputs_fail_with_one_line(policy_runs: dict[str, Path], tmp_path: P
     assert not (tmp_path / "u.parquet").exists()
 
 
+def _hv_sweep(points: np.ndarray, ref: float) -> float:
+    """2-D hypervolume by a sweep over error (independent of pymoo/moocore): horizontal slabs of the staircase."""
+    hv, y_prev = 0.0, ref
+    for x, y in sorted(map(tuple, points)):
+        if x < ref and y < y_prev:
+            hv += (ref - x) * (y_prev - y)
+            y_prev = y
+    return hv
+
+
 def test_hypervolume_is_recorded_on_a_fixed_scale(policy_runs: dict[str, Path]) -> None:
     import json
 
+    from nat2.costs import CostModel
+
     for run in policy_runs.values():
-        hv = [json.loads((run / "iter_0" / "stats.json").read_text())["hv"]]
-        hv += [json.loads((run / f"iter_{i}" / "update.json").read_text())["hv"] for i in (1, 2)]
-        assert all(0.0 < h < SEARCH.get("search.hv_ref", 1.05) ** 2 for h in hv)
+        params = load_params(run.parent / "params.yaml")
+        space = SearchSpace.from_config(params.supernet)
+        max_macs = float(CostModel(space, 10)(space.max_genome()[None])["macs"][0])
+        ref = params.search.hv_ref
+        recorded = [json.loads((run / "iter_0" / "stats.json").read_text())["hv"]]
+        recorded += [json.loads((run / f"iter_{i}" / "update.json").read_text())["hv"] for i in (1, 2)]
+        archives = [run / "iter_0" / "archive.parquet"] + [run / f"iter_{i}" / "updated.parquet" for i in (1, 2)]
+        for hv, path in zip(recorded, archives, strict=True):
+            df = arc.read_archive(path)
+            points = np.column_stack([1.0 - df["top1"].to_numpy() / 100.0, df["macs"].to_numpy() / max_macs])
+            assert hv == pytest.approx(_hv_sweep(points, ref), rel=1e-12, abs=1e-15)
+            assert 0.0 < hv < ref**2
+
+
+def test_hypervolume_sweep_on_a_hand_made_front() -> None:
+    """The reference sweep itself, on points whose area is worked out by hand."""
+    pts = np.array([[0.2, 0.6], [0.4, 0.3], [0.7, 0.1], [0.5, 0.5], [1.2, 0.0]])  # (0.5, 0.5) dominated; 1.2 > ref
+    # slabs: (1 - 0.2)(1 - 0.6) + (1 - 0.4)(0.6 - 0.3) + (1 - 0.7)(0.3 - 0.1) = 0.32 + 0.18 + 0.06
+    assert _hv_sweep(pts, 1.0) == pytest.approx(0.56)
+    assert arc.hypervolume(pts, 1.0) == pytest.approx(0.56)
 
 
 def test_extract_writes_fixed_slots_that_load_and_match(policy_runs: dict[str, Path],
@@ -245,7 +274,89 @@ def test_extract_writes_fixed_slots_that_load_and_match(policy_runs: dict[str, P
     for name in ("slot_0/weights.pt", "slot_0/card.json", "front.parquet"):
         assert (out / name).read_bytes() == (again / name).read_bytes(), name
     # too many slots for the archive: one line, nothing written
-    many = write_params(tmp_path / "many.yaml", {**SEARCH, "postprocess.slots": list(range(64))})
+    # (now refused when the params are validated, before any stage runs)
+    import yaml
+    from helpers import params_dict
+
+    many = tmp_path / "many.yaml"
+    many.write_text(yaml.safe_dump(params_dict(overrides={**SEARCH, "postprocess.slots": list(range(64))})))
     bad = tmp_path / "bad"
     assert extract.main(["--params", str(many), *args[2:-1], str(bad)]) == 2
     assert not bad.exists()
+
+
+@pytest.mark.parametrize("n_obj", [2, 3])
+def test_inner_search_repeats_for_a_seed_and_differs_across_seeds(n_obj: int) -> None:
+    """NSGA-II and NSGA-III (with its reference directions) depend on the seed only, not on global RNG state."""
+    from nat2.costs import CostModel
+    from nat2.search import inner_search
+
+    space = SearchSpace("ee_dense", (24, 28, 32), (1.0,))
+    model = CostModel(space, 10)
+    mx = model(space.max_genome()[None])
+
+    def costs(G: np.ndarray) -> np.ndarray:
+        c = model(G)
+        cols = [c["macs"] / mx["macs"][0], c["params"] / mx["params"][0]][:n_obj - 1]
+        return np.column_stack(cols)
+
+    def predict(G: np.ndarray) -> np.ndarray:
+        return 1.0 / (1.0 + np.log1p(model(G)["macs"] / 1e5))
+
+    def run(seed: int, global_seed: int) -> np.ndarray:
+        np.random.seed(global_seed)  # a different global state must not matter
+        return inner_search(space, predict, costs, n_obj, pop_size=24, generations=4, crossover_prob=0.9,
+                            mutation_eta=1.0, repair="fill", seed=seed).X
+
+    a, b, c = run(7, 0), run(7, 1), run(8, 0)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_reference_directions_follow_the_seed() -> None:
+    """pymoo's get_reference_directions(seed=) uses seed 1 whatever it is given; ours use the seed."""
+    from nat2.archive import reference_directions
+
+    a, b, c = reference_directions(3, 24, 7), reference_directions(3, 24, 7), reference_directions(3, 24, 8)
+    np.testing.assert_array_equal(a, b)
+    assert a.shape == (24, 3) and np.allclose(a.sum(axis=1), 1.0)
+    assert not np.allclose(a, c)
+
+
+def test_three_objective_search_runs_nsga3_end_to_end(supernet: tuple[Path, Path, Path], tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """error + params + macs: NSGA-III inner search, NSGA-III survival, 3-D hypervolume, on the tiny chain."""
+    import json
+
+    import nat2.search as S
+
+    built = []
+
+    class SpyNSGA3(S.NSGA3):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            built.append(kwargs["ref_dirs"].shape)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(S, "NSGA3", SpyNSGA3)
+    split, sn, full = supernet
+    names = ["error", "params", "macs"]
+    params = write_params(tmp_path / "params.yaml", {**SEARCH, "search.objectives": names})
+    run = run_search(tmp_path / "run", params, split, sn, full)
+    assert built == [(SEARCH["search.pop_size"], 3)] * 2  # one inner NSGA-III per iteration
+    p = load_params(params)
+    space = SearchSpace.from_config(p.supernet)
+    from nat2.costs import CostModel
+
+    mx = CostModel(space, 10)(space.max_genome()[None])
+    max_costs = {"params": float(mx["params"][0]), "macs": float(mx["macs"][0])}
+    for i in (1, 2):
+        prev = arc.read_archive(run / f"iter_{i - 1}" / "archive.parquet")
+        updated = arc.read_archive(run / f"iter_{i}" / "updated.parquet")
+        assert len(updated) == SEARCH["search.archive_size"]
+        stats = json.loads((run / f"iter_{i}" / "update.json").read_text())
+        new = pd.DataFrame(stats["candidates"])
+        assert len(new) == SEARCH["search.candidates"]
+        assert not set(new["id"]) & set(prev["id"])
+        Fn = arc.normalise(arc.objective_matrix(updated, names), names, max_costs)
+        assert stats["hv"] == pytest.approx(arc.hypervolume(Fn, p.search.hv_ref), rel=1e-12)
+        assert 0.0 < stats["hv"] < p.search.hv_ref ** 3

@@ -340,3 +340,27 @@ def test_single_exit_variants_have_one_head_whatever_exits_says() -> None:
         model(G, "some")
     with pytest.raises(ValueError, match="early-exit variant"):
         SuperNetSet(space, 10).extract(space.decode(G[0]), [1.0])
+
+
+def test_ofa_import_accepts_the_older_key_spellings() -> None:
+    """Released OFA checkpoints name blocks `.mobile_inverted_conv.`; OFA's load_state_dict renames them, so do we."""
+    ofa_nets = pytest.importorskip("ofa.imagenet_classification.elastic_nn.networks")
+    torch.manual_seed(0)
+    ofa = ofa_nets.OFAMobileNetV3(n_classes=10, ks_list=[3, 5, 7], expand_ratio_list=[3, 4, 6],
+                                  depth_list=[2, 3, 4], width_mult=1.0)
+    randomise(ofa, 3)
+    current = ofa.state_dict()
+    old = {k.replace(".conv.", ".mobile_inverted_conv.", 1) if k.startswith("blocks.") else k: v
+           for k, v in current.items()}
+    assert sum(".mobile_inverted_conv." in k for k in old) > 100
+    flat = {k.replace(".bn.bn.", ".bn."): v for k, v in old.items()}  # the flattened wrapper spelling too
+    for state in (old, flat):
+        net = SuperNet(Variant.from_name("se_base"), 1.0, 10)
+        report = load_ofa_state_dict(net, {"state_dict": state})
+        assert report.loaded == len(net.state_dict())
+        ref = SuperNet(Variant.from_name("se_base"), 1.0, 10)
+        load_ofa_state_dict(ref, current)
+        for key, tensor in ref.state_dict().items():
+            torch.testing.assert_close(net.state_dict()[key], tensor, rtol=0, atol=0)
+    with pytest.raises(Nat2Error, match="twice"):
+        load_ofa_state_dict(SuperNet(Variant.from_name("se_base"), 1.0, 10), {**current, **old})

@@ -178,3 +178,20 @@ def test_derived_seeds_are_stable_and_separate():
     assert derive_seeds(5, 3)[:2] == derive_seeds(5, 2)
     assert derive_seeds(5, 3) != derive_seeds(5, 3, stream=1) != derive_seeds(6, 3)
     assert all(0 <= s < 2**31 for s in derive_seeds(2**32 - 1, 50))
+
+
+def test_min_fittable_archive_is_the_real_minimum() -> None:
+    """The validator's smallest archive fits every surrogate, one fewer does not (where the fold arithmetic binds)."""
+    from nat2.config import NESTED_CV_SURROGATES, min_fittable_archive
+    from nat2.surrogate import MIN_SAMPLES, SURROGATES, fit_surrogate
+
+    assert set(NESTED_CV_SURROGATES) == {n for n, s in SURROGATES.items() if s.ensemble or s.nested}
+    rng = np.random.default_rng(0)
+    for name in SURROGATES:
+        for folds in (2, 3, 10):
+            n = min_fittable_archive(name, folds)
+            X, y = rng.integers(0, 9, (n, 23)).astype(float), rng.random(n)
+            fit_surrogate(name, X, y, seed=0, folds=folds)
+            if n - 1 >= MIN_SAMPLES:
+                with pytest.raises(ValueError):
+                    fit_surrogate(name, X[:-1], y[:-1], seed=0, folds=folds)

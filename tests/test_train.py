@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import ROOT, SYNTHETIC, train_chain, write_params
+from helpers import BASE_PARAMS, ROOT, SYNTHETIC, train_chain, write_params
 
 from nat2.checkpoint import load_checkpoint
 from nat2.config import load_params
@@ -140,7 +140,7 @@ def test_every_sampled_subnet_is_in_the_phase_set(synthetic_full: tuple[Path, Pa
 
 
 def test_allowed_set_sampling_covers_exactly_the_set() -> None:
-    p = load_params(ROOT / "params.yaml")
+    p = load_params(BASE_PARAMS)
     space = SearchSpace.from_config(dataclasses.replace(p.supernet, variant="ee_dense_parallel"))
     rng = np.random.default_rng(0)
     for phase in ("kernel", "level_1", "exit_2", "depth_1", "expand_2"):
@@ -157,7 +157,7 @@ def test_allowed_set_sampling_covers_exactly_the_set() -> None:
 
 
 def test_ens_kd_targets_are_the_weighted_exit_logits() -> None:
-    p = load_params(ROOT / "params.yaml")
+    p = load_params(BASE_PARAMS)
     space = SearchSpace.from_config(p.supernet)
     teacher = build_width_net(p, space, 1.0, 10).eval()
     teacher.set_active(space.max_arch())
@@ -317,7 +317,7 @@ def test_init_from_ofa_loads_the_body_and_keeps_a_fresh_classifier(tmp_path: Pat
     ofa = ofa_nets.OFAMobileNetV3(n_classes=1000, ks_list=[3, 5, 7], expand_ratio_list=[3, 4, 6],
                                   depth_list=[2, 3, 4], width_mult=1.0)
     torch.save(ofa.state_dict(), tmp_path / "ofa_w1.0.pth")
-    p = load_params(ROOT / "params.yaml")
+    p = load_params(BASE_PARAMS)
     net = build_width_net(p, SearchSpace.from_config(p.supernet), 1.0, 10)
     fresh = net.heads["5"].classifier.weight.clone()
     _init_weights(net, f"ofa:{tmp_path}/ofa_w{{w}}.pth")
@@ -337,3 +337,36 @@ def test_aep_weights_follow_the_four_orderings() -> None:
     assert aep_weights(1, "mix") == ((1.0,), (1.0,))
     with pytest.raises(ValueError, match="ordering"):
         aep_weights(3, "ASC")
+
+
+def test_each_torchrun_rank_gets_its_own_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """LOCAL_RANK picks the GPU (every rank took cuda:0 before); NCCL is bound to it; CPU stays gloo."""
+    import torch.distributed as tdist
+
+    from nat2.errors import Nat2Error
+    from nat2.runtime import select_device
+    from nat2.train import distributed
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    assert select_device("auto", {"LOCAL_RANK": "2"}) == torch.device("cuda", 2)
+    assert select_device("cuda", {}) == torch.device("cuda", 0)
+    assert select_device("cpu", {"LOCAL_RANK": "3"}) == torch.device("cpu")
+    with pytest.raises(Nat2Error, match="LOCAL_RANK = 4 but this node has 4 GPU"):
+        select_device("auto", {"LOCAL_RANK": "4"})
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert select_device("auto", {"LOCAL_RANK": "1"}) == torch.device("cpu")
+    with pytest.raises(Nat2Error, match="no CUDA device"):
+        select_device("cuda", {})
+
+    calls: list[tuple] = []
+    monkeypatch.setattr(tdist, "is_initialized", lambda: False)
+    monkeypatch.setattr(tdist, "init_process_group", lambda backend, **kw: calls.append((backend, kw)))
+    monkeypatch.setattr(tdist, "get_rank", lambda: 1)
+    monkeypatch.setattr(tdist, "get_world_size", lambda: 2)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    info = distributed.init_distributed(torch.device("cuda", 1))
+    assert (info.rank, info.world_size) == (1, 2)
+    assert calls[-1] == ("nccl", {"device_id": torch.device("cuda", 1)})
+    distributed.init_distributed(torch.device("cpu"))
+    assert calls[-1] == ("gloo", {})

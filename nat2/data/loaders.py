@@ -19,6 +19,8 @@ training code of the same stage, which may derive its own generators from ``(see
 
 from __future__ import annotations
 
+import hashlib
+
 import logging
 from collections.abc import Iterator, Sequence
 
@@ -187,10 +189,26 @@ class EvalSet:
         self._images = images
         self.labels = torch.from_numpy(np.ascontiguousarray(labels)).to(self.device)
         self._cache: dict[int, torch.Tensor] = {}
+        self._fingerprint: str | None = None
 
     def __len__(self) -> int:
         """Number of images."""
         return len(self.labels)
+
+    def fingerprint(self) -> str:
+        """Content hash of what this set feeds a network: its images, labels and (calib) frozen crops.
+
+        Changes with the dataset, the split, the calibration subset and its augmentation draw, so an evaluation
+        cache keyed by it never serves a number measured on other images.
+        """
+        if self._fingerprint is None:
+            h = hashlib.sha256(f"{self.subset}|{self._images.shape}|{self._images.dtype}".encode())
+            h.update(np.ascontiguousarray(self._images).tobytes())
+            h.update(self.labels.cpu().numpy().astype(np.int64).tobytes())
+            if self._theta is not None:
+                h.update(self._theta.cpu().numpy().astype(np.float32).tobytes())
+            self._fingerprint = h.hexdigest()[:16]
+        return self._fingerprint
 
     def get(self, resolution: int) -> Batch:
         """All images at ``resolution`` as ``(x [N, 3, r, r] float32, y [N] int64)``, computed on first use."""

@@ -175,8 +175,10 @@ def make_split(source: ImageSource, cfg: DataConfig, seed: int) -> pa.Table:
                         "lower it or set it to 0 (all)")
     test = _take(np.arange(n_test), source.test_labels, cfg.test_size,
                  numpy_rng(seed, "prepare_data", 0, _STREAM_TEST))
-    calib = _take(train, source.train_labels, min(cfg.calib_size, len(train)),
-                  numpy_rng(seed, "prepare_data", 0, _STREAM_CALIB))
+    if cfg.calib_size > len(train):
+        raise DataError(f"data.calib_size = {cfg.calib_size} exceeds the {len(train)} images of the train split it "
+                        "is drawn from; lower it")
+    calib = _take(train, source.train_labels, cfg.calib_size, numpy_rng(seed, "prepare_data", 0, _STREAM_CALIB))
 
     train, val, test = np.sort(train), np.sort(val), np.sort(test)
     index = np.concatenate([train, val, test]).astype(np.int64)

@@ -304,6 +304,34 @@ class SearchSpace:
         """
         return self.decode(self.repair(self._encode_loose(arch)))
 
+    def active_genes(self, X: npt.ArrayLike) -> npt.NDArray[np.bool_]:
+        """Which genes of canonical genomes decide the network, as bool ``[n, n_var]`` (``[n_var]`` for one).
+
+        Canonical genomes carry filler that no network reads: the stages an early exit skips are written
+        ``(1, 1, 0, 0)``, and a stage's fourth layer gene is 0 whenever its third is (zeros trail). A statistic
+        over genes, such as adaptation's distribution, must skip that filler, or the later stages look as if most
+        networks chose the filler's codes and depths. Active are: the head genes (resolution, width, exit); in
+        every stage the exit runs, the first two layer genes, and each further layer gene whose predecessors in
+        the stage are all non-zero (the gene that decides whether the stage grows by one more layer).
+
+        Raises:
+            ValueError: on a wrong shape or a non-canonical genome.
+        """
+        G, one = self._integral(X, "active_genes")
+        ok = self.is_canonical(G)
+        if not np.all(ok):
+            bad = int(np.flatnonzero(~np.atleast_1d(ok))[0])
+            raise ValueError(f"active_genes: genome {bad} is not canonical: {self.explain(G[bad])}")
+        L = G[:, self.layer_offset:].reshape(-1, N_STAGES, MAX_DEPTH)
+        prefix_nonzero = np.ones_like(L, dtype=bool)
+        prefix_nonzero[:, :, 1:] = np.logical_and.accumulate(L[:, :, :-1] != 0, axis=2)
+        runs = np.ones((G.shape[0], N_STAGES), dtype=bool)
+        if self.variant.early_exit:
+            runs = np.arange(N_STAGES)[None, :] <= G[:, self.exit_gene, None]
+        mask = np.ones(G.shape, dtype=bool)
+        mask[:, self.layer_offset:] = (prefix_nonzero & runs[:, :, None]).reshape(-1, N_LAYERS)
+        return mask[0] if one else mask
+
     # -- reference architectures -----------------------------------------------------------------------------------
 
     def min_genome(self) -> npt.NDArray[np.int64]:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
+import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from nat2.config import Params, load_params
 from nat2.errors import EXIT_USER_ERROR, Nat2Error
 
-__all__ = ["base_parser", "load", "run_stage"]
+__all__ = ["base_parser", "load", "run_stage", "write_stage_manifest"]
 
 
 def base_parser(stage: str, description: str) -> argparse.ArgumentParser:
@@ -30,6 +32,23 @@ def load(args: argparse.Namespace) -> Params:
         raise Nat2Error(f"--threads {args.threads} differs from {args.params}: runtime.threads = "
                         f"{params.runtime.threads}; pass the same value (the pipeline renders it from params)")
     return params
+
+
+def write_stage_manifest(stage: str, params: Params, output: str | os.PathLike[str], *, uses_device: bool,
+                         inputs: Mapping[str, str | os.PathLike[str] | None]) -> None:
+    """The run manifest of a stage, beside (or inside) its main output (:func:`nat2.manifest.manifest_path`).
+
+    ``uses_device``: the stage computes with torch on ``runtime.device`` (recorded as this process's device);
+    otherwise it is a CPU-only step.
+    """
+    from nat2.manifest import manifest_path, write_manifest
+
+    device = "cpu"
+    if uses_device:
+        from nat2.runtime import select_device
+
+        device = str(select_device(params.runtime.device, os.environ))
+    write_manifest(manifest_path(output), stage, params, device, inputs=inputs)
 
 
 def _setup_logging(log_file: str | None) -> None:
@@ -52,5 +71,11 @@ def run_stage(parser: argparse.ArgumentParser, body: Callable[[argparse.Namespac
         body(args)
     except Nat2Error as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        where = exc.filename or "the output device"
+        print(f"error: no space left on {where}; free some space and rerun", file=sys.stderr)
         return EXIT_USER_ERROR
     return 0

@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 
 from nat2.adapt import adapt_supernet_step
-from nat2.stages._common import base_parser, load, run_stage
+from nat2.stages._common import base_parser, load, run_stage, write_stage_manifest
 
 __all__ = ["main"]
 
@@ -34,8 +34,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _body(args: argparse.Namespace) -> None:
-    adapt_supernet_step(load(args), args.iteration, args.archive, args.supernet, args.split, args.full,
+    params = load(args)
+    adapt_supernet_step(params, args.iteration, args.archive, args.supernet, args.split, args.full,
                         args.out_supernet, args.out_archive, args.stats, args.partial_root, args.cache_dir)
+    write_stage_manifest("adapt_supernet", params, args.out_archive, uses_device=True,
+                         inputs={"archive": args.archive, "supernet": args.supernet, "split": args.split,
+                                 "full": args.full})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from nat2.errors import Nat2Error
 from nat2.loop import evaluate_shard
-from nat2.stages._common import base_parser, load, run_stage
+from nat2.stages._common import base_parser, load, run_stage, write_stage_manifest
 
 __all__ = ["main"]
 
@@ -39,6 +39,8 @@ def _body(args: argparse.Namespace) -> None:
         raise Nat2Error(f"--shard {args.shard}: give i or i/n with n = len(search.shards) = "
                         f"{len(params.search.shards)}")
     evaluate_shard(params, args.genomes, args.supernet, args.split, int(index), args.out, cache_dir=args.cache_dir)
+    write_stage_manifest("evaluate", params, args.out, uses_device=True,
+                         inputs={"genomes": args.genomes, "supernet": args.supernet, "split": args.split})
 
 
 def main(argv: list[str] | None = None) -> int:

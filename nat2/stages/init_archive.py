@@ -15,7 +15,7 @@ from pathlib import Path
 
 from nat2.errors import Nat2Error
 from nat2.loop import init_archive
-from nat2.stages._common import base_parser, load, run_stage
+from nat2.stages._common import base_parser, load, run_stage, write_stage_manifest
 
 __all__ = ["main"]
 
@@ -38,6 +38,9 @@ def _body(args: argparse.Namespace) -> None:
     if missing:
         raise Nat2Error(f"evaluation shard(s) missing: {', '.join(missing)}; run the evaluate stage for each shard")
     init_archive(params, files, args.supernet, args.split, args.out, args.out_supernet, args.stats)
+    write_stage_manifest("init_archive", params, args.out, uses_device=False,
+                         inputs={**{f"shard_{i}": f for i, f in zip(params.search.shards, files, strict=True)},
+                                 "supernet": args.supernet, "split": args.split})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,7 +14,7 @@ import argparse
 from pathlib import Path
 
 from nat2.report import write_report
-from nat2.stages._common import base_parser, load, run_stage
+from nat2.stages._common import base_parser, load, run_stage, write_stage_manifest
 
 __all__ = ["main"]
 
@@ -29,7 +29,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _body(args: argparse.Namespace) -> None:
-    write_report(load(args), args.search, args.supernet_dir, args.finetune, args.out)
+    params = load(args)
+    write_report(params, args.search, args.supernet_dir, args.finetune, args.out)
+    write_stage_manifest("report", params, args.out, uses_device=False,
+                         inputs={"search": args.search, "supernet_dir": args.supernet_dir, "finetune": args.finetune})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,7 +9,7 @@ import argparse
 from pathlib import Path
 
 from nat2.loop import sample_initial
-from nat2.stages._common import base_parser, load, run_stage
+from nat2.stages._common import base_parser, load, run_stage, write_stage_manifest
 
 __all__ = ["main"]
 
@@ -21,7 +21,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _body(args: argparse.Namespace) -> None:
-    sample_initial(load(args), args.out)
+    params = load(args)
+    sample_initial(params, args.out)
+    write_stage_manifest("sample_initial", params, args.out, uses_device=False, inputs={})
 
 
 def main(argv: list[str] | None = None) -> int:

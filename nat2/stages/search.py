@@ -1,7 +1,7 @@
 """Stage ``search``: propose one iteration's candidates (inner NSGA-II/III on the predictor + spread selection).
 
 ``python -m nat2.stages.search --params params.yaml --iteration 1 --archive results/search/iter_0/archive.parquet
---surrogate results/search/iter_1/surrogate.pkl --split data/split.parquet
+--surrogate results/search/iter_1/surrogate.model.json --split data/split.parquet
 --out results/search/iter_1/candidates.parquet --stats results/search/iter_1/search.json``
 """
 
@@ -11,7 +11,7 @@ import argparse
 from pathlib import Path
 
 from nat2.loop import search_step
-from nat2.stages._common import base_parser, load, run_stage
+from nat2.stages._common import base_parser, load, run_stage, write_stage_manifest
 
 __all__ = ["main"]
 
@@ -28,7 +28,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _body(args: argparse.Namespace) -> None:
-    search_step(load(args), args.iteration, args.archive, args.surrogate, args.split, args.out, args.stats)
+    params = load(args)
+    search_step(params, args.iteration, args.archive, args.surrogate, args.split, args.out, args.stats)
+    write_stage_manifest("search", params, args.out, uses_device=False,
+                         inputs={"archive": args.archive, "surrogate": args.surrogate, "split": args.split})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 
 from nat2.loop import update_archive_step
-from nat2.stages._common import base_parser, load, run_stage
+from nat2.stages._common import base_parser, load, run_stage, write_stage_manifest
 
 __all__ = ["main"]
 
@@ -32,8 +32,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _body(args: argparse.Namespace) -> None:
-    update_archive_step(load(args), args.iteration, args.archive, args.candidates, args.supernet, args.split,
+    params = load(args)
+    update_archive_step(params, args.iteration, args.archive, args.candidates, args.supernet, args.split,
                         args.out, args.stats, cache_dir=args.cache_dir)
+    write_stage_manifest("update_archive", params, args.out, uses_device=True,
+                         inputs={"archive": args.archive, "candidates": args.candidates, "supernet": args.supernet,
+                                 "split": args.split})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -95,14 +95,44 @@ def _read(source: str | os.PathLike[str] | Mapping[str, torch.Tensor]) -> Mappin
     return {k.removeprefix("module."): v for k, v in state.items()}
 
 
+#: spellings of the same tensor in OFA's releases: older checkpoints name blocks ``.mobile_inverted_conv.`` and
+#: some writers flatten the dynamic wrappers (``.bn.`` for ``.bn.bn.``...); OFA's own load_state_dict accepts them
+_ALIASES = ((".bn.bn.", ".bn."), (".conv.conv.weight", ".conv.weight"), (".linear.linear.", ".linear."))
+
+
+def _canonical(key: str, wanted: set[str]) -> str:
+    """The current OFA spelling of a state-dict key of any OFA release (``key`` itself when none fits)."""
+    key = key.replace(".mobile_inverted_conv.", ".conv.")
+    if key in wanted:
+        return key
+    for long, short in _ALIASES:
+        for a, b in ((short, long), (long, short)):
+            if a in key and key.replace(a, b) in wanted:
+                return key.replace(a, b)
+    return key
+
+
+def _canonical_state(state: Mapping[str, torch.Tensor], wanted: set[str]) -> dict[str, torch.Tensor]:
+    out: dict[str, torch.Tensor] = {}
+    for key, tensor in state.items():
+        new = _canonical(key, wanted)
+        if new in out:
+            raise Nat2Error(f"OFA state dict holds {new!r} twice (as {key!r} too); it mixes two checkpoints")
+        out[new] = tensor
+    return out
+
+
 @torch.no_grad()
 def load_ofa_state_dict(net: SuperNet, source: str | os.PathLike[str] | Mapping[str, torch.Tensor]) -> LoadReport:
     """Copy an official OFA MobileNetV3 super-net state dict into ``net`` (any variant, same width).
 
+    Accepts the key spellings of every OFA release (the older ``.mobile_inverted_conv.`` blocks included), as
+    OFA's own ``load_state_dict`` does.
+
     Raises:
         Nat2Error: the file is missing/unreadable, is not an OFA MobileNetV3 state dict, or has another width.
     """
-    state = _read(source)
+    state = _canonical_state(_read(source), {k for k in map(ofa_key, net.state_dict()) if k is not None})
     report = LoadReport()
     used: set[str] = set()
     for key, tensor in net.state_dict().items():

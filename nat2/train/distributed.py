@@ -32,12 +32,18 @@ class DistInfo:
 
 
 def init_distributed(device: torch.device) -> DistInfo:
-    """Join the process group when launched by ``torchrun`` (``WORLD_SIZE`` > 1); otherwise a single process."""
+    """Join the process group when launched by ``torchrun`` (``WORLD_SIZE`` > 1); otherwise a single process.
+
+    ``device`` must be this rank's own device (``cuda:LOCAL_RANK``, see :func:`nat2.runtime.select_device`).
+    """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return DistInfo()
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        if device.type == "cuda":  # NCCL, bound to this rank's GPU (runtime.select_device picked it)
+            dist.init_process_group("nccl", device_id=device)
+        else:
+            dist.init_process_group("gloo")
     return DistInfo(dist.get_rank(), dist.get_world_size())
 
 

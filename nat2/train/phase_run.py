@@ -9,7 +9,6 @@ nor DVC deletes them before a rerun resumes.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import shutil
 from dataclasses import asdict, dataclass
@@ -23,7 +22,7 @@ from nat2.config import PHASES, Params, params_hash, to_dict
 from nat2.data import EvalSet, TrainLoader, load_source, read_split
 from nat2.errors import Nat2Error
 from nat2.io import csv_text, write_text
-from nat2.manifest import write_manifest
+from nat2.manifest import file_digest, write_manifest
 from nat2.runtime import memory_format, setup_torch
 from nat2.seeds import torch_generator
 from nat2.space import ElasticChoices, SearchSpace
@@ -50,16 +49,6 @@ class PhaseInputs:
     full: Path | None = None
     partial_root: Path = Path("results/.partial/train_supernet")
     progress: bool | None = None
-
-
-def _file_digest(path: Path | None) -> str:
-    if path is None:
-        return "-"
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:16]
 
 
 def width_key(width: float) -> str:
@@ -187,8 +176,8 @@ def run_phase(inputs: PhaseInputs) -> None:
                     seed=params.seed)
     val = EvalSet(source, split, "val", device=device, memory_format=fmt)
     run_hash = params_hash({"seed": params.seed, "data": to_dict(params.data), "supernet": to_dict(params.supernet),
-                            "train": to_dict(train), "phase": phase, "init": _file_digest(inputs.init),
-                            "teacher": _file_digest(teacher_src), "world_size": dist.world_size}, length=16)
+                            "train": to_dict(train), "phase": phase, "init": file_digest(inputs.init),
+                            "teacher": file_digest(teacher_src), "world_size": dist.world_size}, length=16)
     partial = inputs.partial_root / f"{phase}-{run_hash}"
     widths: dict[str, Any] = {}
     history: list[dict[str, Any]] = []
@@ -196,7 +185,9 @@ def run_phase(inputs: PhaseInputs) -> None:
         wkey = width_key(width)
         done = partial / f"{wkey}.done.pt"
         if done.is_file():
-            widths[wkey] = load_checkpoint(done, "phase-width", "delete the partial folder to restart the phase")
+            parked = load_checkpoint(done, "phase-width", "delete the partial folder to restart the phase")
+            # the same content as a width trained in this run (file tags dropped), so the bytes agree
+            widths[wkey] = {k: v for k, v in parked.items() if k not in ("format", "version", "kind")}
             log.info("%s %s: already trained (partial folder), skipping", phase, wkey)
         else:
             widths[wkey] = _train_width(params, phase, width, space, source, split, calib, val, inputs, teacher_src,

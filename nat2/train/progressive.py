@@ -7,8 +7,10 @@ subnet's loss (label-smoothed CE + ``kd_ratio`` x KD) is back-propagated, and on
 
 Everything random is a function of the seed and the position (epoch, batch): the loader's order, resolution and
 augmentation, the sampled subnets, and dropout, whose global-RNG stream is confined to ``torch.random.fork_rng``
-and saved in checkpoints. A run killed at any point and restarted from its last in-phase checkpoint therefore
-ends bitwise-identical to an uninterrupted one (on the same device and thread count).
+and saved in checkpoints (the CPU and, on CUDA, the GPU generator). On CPU, a run killed at any point and restarted
+from its last in-phase checkpoint therefore ends bitwise-identical to an uninterrupted one (same thread count).
+On CUDA the resumed run continues the same data, subnet and dropout streams, but cuDNN/cuBLAS kernels are not
+bitwise deterministic (atomic adds in backward), so it ends equal only up to floating-point noise.
 """
 
 from __future__ import annotations
@@ -54,7 +56,9 @@ class LoopSpec:
         seed_iteration: the stream's iteration (the phase's index, or the search iteration).
         epochs: epochs of the cosine in this run; warmup_epochs: linear warm-up epochs before it.
         lr: peak learning rate; subnets_per_step: subnets per optimiser step.
-        sample: ``(rng, width, resolution) -> Arch``, the subnet sampler (None: train ``fixed_arch``).
+        sample: ``(rng, width, resolution) -> Arch | None``, the subnet sampler (None: train ``fixed_arch``); a
+            sampler that returns None for a draw skips it (adaptation draws the width, so a draw may belong to
+            another width's net), and a step whose draws all return None takes no optimiser step.
         fixed_arch: the single network to train when ``sample`` is None (the ``full`` phase's max network).
         corners: elastic choices whose min/max corners are validated at the end (None: no validation).
         lr_epoch_offset: position of this run's first epoch in a longer schedule (adaptation: one cosine spans all
@@ -69,7 +73,7 @@ class LoopSpec:
     warmup_epochs: int
     lr: float
     subnets_per_step: int
-    sample: Callable[[np.random.Generator, float, int], Arch] | None
+    sample: Callable[[np.random.Generator, float, int], Arch | None] | None
     fixed_arch: Arch | None
     corners: ElasticChoices | None
     lr_epoch_offset: int = 0
@@ -201,6 +205,7 @@ def train_phase(net: SuperNet, space: SearchSpace, spec: LoopSpec, train: TrainC
         optimizer.load_state_dict(optimizer_state)
     state = TrainState()
     rng_state: torch.Tensor | None = None
+    cuda_rng_state: torch.Tensor | None = None
     ckpt_file = partial_dir / "state.pt" if partial_dir is not None else None
     if ckpt_file is not None and ckpt_file.is_file():
         saved = load_checkpoint(ckpt_file, "partial-phase", "delete the partial folder to restart the phase")
@@ -209,6 +214,7 @@ def train_phase(net: SuperNet, space: SearchSpace, spec: LoopSpec, train: TrainC
             optimizer.load_state_dict(saved["optimizer"])
             state = TrainState(**saved["state"])
             rng_state = saved["torch_rng"]
+            cuda_rng_state = saved.get("cuda_rng")
             log.info("%s: resuming at epoch %d batch %d (step %d)", phase, state.epoch, state.batch, state.step)
         else:
             log.warning("%s: ignoring a partial checkpoint of other settings in %s", phase, partial_dir)
@@ -223,7 +229,8 @@ def train_phase(net: SuperNet, space: SearchSpace, spec: LoopSpec, train: TrainC
             return
         save_checkpoint(ckpt_file, "partial-phase", {
             "phase": phase, "run_hash": run_hash, "model": net.state_dict(), "optimizer": optimizer.state_dict(),
-            "state": asdict(state), "torch_rng": torch.get_rng_state()})
+            "state": asdict(state), "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None})
         write_json(ckpt_file.with_name("progress.json"), {"phase": phase, "epoch": state.epoch,
                                                           "batch": state.batch, "step": state.step})
 
@@ -233,6 +240,8 @@ def train_phase(net: SuperNet, space: SearchSpace, spec: LoopSpec, train: TrainC
             torch.manual_seed(_dropout_seed(seed, spec))  # scoped by fork_rng: the caller's RNG is untouched
         else:
             torch.set_rng_state(rng_state)
+            if cuda_rng_state is not None and device.type == "cuda":  # dropout on the GPU draws from this one
+                torch.cuda.set_rng_state(cuda_rng_state, device)
         net.train()
         for epoch in range(state.epoch, total_epochs):
             bar = tqdm(total=steps_per_epoch, initial=state.batch, desc=f"{phase} {epoch + 1}/{total_epochs}",
@@ -245,7 +254,13 @@ def train_phase(net: SuperNet, space: SearchSpace, spec: LoopSpec, train: TrainC
                 step_loss, step_correct = 0.0, 0
                 rng = numpy_rng(seed, spec.seed_stage, spec.seed_iteration, SUBNET_STREAM, epoch, state.batch)
                 archs = [spec.fixed_arch] if spec.sample is None else [
-                    spec.sample(rng, net.width_mult, x.shape[-1]) for _ in range(spec.subnets_per_step)]
+                    a for a in (spec.sample(rng, net.width_mult, x.shape[-1]) for _ in range(spec.subnets_per_step))
+                    if a is not None]
+                if not archs:  # adaptation: none of this step's subnets has this net's width
+                    state.step += 1
+                    state.batch += 1
+                    bar.update(1)
+                    continue
                 # micro-batches: each one's gradient is summed over the step's subnets, then the micro-batch
                 # gradients are averaged, exactly as data-parallel ranks holding one micro-batch each would
                 k = train.micro_batches
