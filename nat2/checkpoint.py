@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import sys
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -53,13 +55,31 @@ def payload_digest(obj: Any) -> str:
     return h.hexdigest()
 
 
+def _canonical(value: Any) -> Any:
+    """A copy of ``value`` whose pickle depends only on its content: containers rebuilt, strings interned.
+
+    Pickle writes a string once per *object* and back-references it after that, so the same history row holds
+    fresh string objects in a run that read half of it back from a partial checkpoint and literal (shared) ones in
+    an uninterrupted run: equal content, different bytes. Interning makes every equal string one object.
+    """
+    kind = type(value)
+    if kind in (dict, OrderedDict):  # a state_dict is an OrderedDict: keep its type
+        return kind((_canonical(k), _canonical(v)) for k, v in value.items())
+    if kind in (list, tuple):  # exact types only: a torch.Size or a named tuple passes through unchanged
+        return kind(_canonical(v) for v in value)
+    if kind is str:
+        return sys.intern(value)
+    return value
+
+
 def save_checkpoint(path: str | os.PathLike[str], kind: str, payload: dict[str, Any]) -> None:
     """Atomically write ``payload`` (tensors and plain data) as a ``kind`` checkpoint, with its digest.
 
     Serialised in memory first: ``torch.save`` to a path records the file's name inside the zip, so writing to a
-    temporary name would make two identical checkpoints differ in their bytes.
+    temporary name would make two identical checkpoints differ in their bytes; and from a canonical copy, so a
+    resumed run writes the same bytes as an uninterrupted one.
     """
-    data = {"format": FORMAT, "version": _VERSION, "kind": kind, **payload}
+    data = _canonical({"format": FORMAT, "version": _VERSION, "kind": kind, **payload})
     data["digest"] = payload_digest({k: v for k, v in data.items() if k != "digest"})
     buf = io.BytesIO()
     torch.save(data, buf)

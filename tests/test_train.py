@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import signal
@@ -78,6 +79,7 @@ def test_killed_phase_resumes_bitwise_identically(synthetic_full: tuple[Path, Pa
     assert not out.exists()
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True)
     assert "resuming at epoch 1" in result.stderr, (info, result.stderr[-2000:])
+    assert hashlib.md5(ref.read_bytes()).hexdigest() == hashlib.md5(out.read_bytes()).hexdigest()
 
     a, b = load_checkpoint(ref, "phase")["widths"]["w100"], load_checkpoint(out, "phase")["widths"]["w100"]
     for k, v in a["model"].items():
