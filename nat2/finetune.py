@@ -35,6 +35,7 @@ from nat2.errors import Nat2Error
 from nat2.evaluate import accuracy, calibrated_subnet
 from nat2.io import atomic_dir, csv_text, write_json, write_text
 from nat2.manifest import write_manifest
+from nat2.seeds import seed_sequence
 from nat2.space import Arch, SearchSpace
 from nat2.subnet import read_card
 from nat2.supernet import MultiExitNet
@@ -44,6 +45,7 @@ from nat2.train.optim import lr_at, set_lr
 __all__ = ["finetune_slot"]
 
 log = logging.getLogger(__name__)
+_DROPOUT_STREAM = 0xD0  # sub-stream of the fine-tuning seeds that dropout draws from
 
 CSV_COLUMNS = ("step", "epoch", "lr", "train_loss", "val_loss", "val_top1")
 
@@ -75,8 +77,13 @@ def _val_loss_top1(model: nn.Module, evalset: Any, resolution: int, batch_size: 
 
 def _run(model: nn.Module, loader: Any, epochs: int, cfg: FinetuneConfig, val: Any | None, resolution: int,
          eval_batch: int, ckpt: Path, tag: str, run_hash: str, patience: int | None,
-         loss_weights: tuple[float, ...] | None = None) -> list[dict[str, Any]]:
-    """Train ``epochs`` epochs (early stop on validation loss when ``patience``); resumable per epoch."""
+         loss_weights: tuple[float, ...] | None = None, *, seed: int, stream: int) -> list[dict[str, Any]]:
+    """Train ``epochs`` epochs (early stop on validation loss when ``patience``); resumable per epoch.
+
+    Dropout draws from torch's default generator, reseeded at every epoch from ``(seed, stream, epoch)`` inside
+    ``fork_rng``: a run resumed after epoch k draws what the uninterrupted run drew, and the caller's RNG is
+    left as it was.
+    """
     opt = _optimizer(model, cfg)
     history: list[dict[str, Any]] = []
     start = 0
@@ -97,15 +104,19 @@ def _run(model: nn.Module, loader: Any, epochs: int, cfg: FinetuneConfig, val: A
             break
         model.train()
         loss_sum, seen, lr = 0.0, 0, cfg.lr
-        for b, (x, y) in enumerate(loader.epoch(epoch)):
-            lr = lr_at(epoch * steps + b, steps, epochs, 0, cfg.lr)
-            set_lr(opt, lr)
-            opt.zero_grad(set_to_none=True)
-            loss = _loss(model, x, y, loss_weights)
-            loss.backward()
-            opt.step()
-            loss_sum += loss.item() * len(y)
-            seen += len(y)
+        device = next(model.parameters()).device
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            epoch_seed = seed_sequence(seed, "finetune", stream, epoch, _DROPOUT_STREAM).generate_state(1)[0]
+            torch.manual_seed(int(epoch_seed))
+            for b, (x, y) in enumerate(loader.epoch(epoch)):
+                lr = lr_at(epoch * steps + b, steps, epochs, 0, cfg.lr)
+                set_lr(opt, lr)
+                opt.zero_grad(set_to_none=True)
+                loss = _loss(model, x, y, loss_weights)
+                loss.backward()
+                opt.step()
+                loss_sum += loss.item() * len(y)
+                seen += len(y)
         row = {"step": tag, "epoch": epoch + 1, "lr": lr, "train_loss": loss_sum / max(seen, 1),
                "val_loss": None, "val_top1": None}
         if val is not None:
@@ -166,7 +177,7 @@ def finetune_slot(params: Params, slot: Path, supernet: Path, split: Path, out: 
     loader1 = TrainLoader(source, sp, batch_size=cfg.batch_size, resolutions=[r], augment=params.data.augment,
                           seed=params.seed, stage="finetune", iteration=seed_iter, device=device, memory_format=fmt)
     h1 = _run(model, loader1, cfg.epochs, cfg, val, r, eb, partial / "step1.pt", "step1", run_hash, cfg.patience,
-              loss_w)
+              loss_w, seed=params.seed, stream=seed_iter)
     best = max(h1, key=lambda h: (h["val_top1"], -h["epoch"]))
     best_epochs = int(best["epoch"])
 
@@ -176,7 +187,8 @@ def finetune_slot(params: Params, slot: Path, supernet: Path, split: Path, out: 
     loader2 = TrainLoader(source, merged, batch_size=cfg.batch_size, resolutions=[r], augment=params.data.augment,
                           seed=params.seed, stage="finetune", iteration=100 + seed_iter, device=device,
                           memory_format=fmt)
-    h2 = _run(model, loader2, best_epochs, cfg, None, r, eb, partial / "step2.pt", "step2", run_hash, None, loss_w)
+    h2 = _run(model, loader2, best_epochs, cfg, None, r, eb, partial / "step2.pt", "step2", run_hash, None, loss_w,
+              seed=params.seed, stream=100 + seed_iter)
     test_after = accuracy(model, test.batches(r, eb))
     costs = CostModel(space, source.num_classes)(np.asarray(card["genome"])[None], "all" if multi else "single")
     result = {**card, "finetune": to_dict(cfg), "exits": "all" if multi else "single",

@@ -51,7 +51,7 @@ def _conf(host: str, state: Path, cpus: int) -> str:
         "SelectType=select/cons_tres", "SelectTypeParameters=CR_Core", "ReturnToService=2", "MpiDefault=none",
         "JobAcctGatherType=jobacct_gather/none", "AccountingStorageType=accounting_storage/none",
         # the profile asks for up to 32 GB per job: let the node claim more memory than this machine has
-        "SlurmdParameters=config_overrides", "GresTypes=gpu", "MinJobAge=600",
+        "SlurmdParameters=config_overrides", "GresTypes=gpu", "MinJobAge=7200",
         f"NodeName={host} CPUs={cpus} RealMemory=64000 Gres=gpu:1 State=UNKNOWN",
         f"PartitionName=cpu Nodes={host} Default=YES MaxTime=INFINITE State=UP",
         f"PartitionName=gpu Nodes={host} MaxTime=INFINITE State=UP",
