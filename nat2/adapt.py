@@ -143,10 +143,9 @@ def adapt_supernet_step(params: Params, iteration: int, archive: Path, supernet:
     optimizers = meta.get("optimizers", {})
     new_optimizers: dict[str, Any] = {}
     history: list[dict[str, Any]] = []
+    sample = adaptation_sampler(space, dists)  # one stream of draws for every width (see the module docstring)
     for width in space.width_mults:
         wkey = nets.key(width)
-
-        sample = adaptation_sampler(space, dists)
         spec = LoopSpec(name=f"adapt@{iteration}", seed_stage="adapt_supernet", seed_iteration=iteration,
                         epochs=cfg.epochs, warmup_epochs=0, lr=cfg.lr, subnets_per_step=cfg.subnets_per_step,
                         sample=sample, fixed_arch=None, corners=None, lr_epoch_offset=position * cfg.epochs,

@@ -41,11 +41,11 @@ from nat2.subnet import read_card
 from nat2.supernet import MultiExitNet
 from nat2.train.losses import aep_loss, aep_weights
 from nat2.train.optim import lr_at, set_lr
+from nat2.train.progressive import DROPOUT_STREAM
 
 __all__ = ["finetune_slot"]
 
 log = logging.getLogger(__name__)
-_DROPOUT_STREAM = 0xD0  # sub-stream of the fine-tuning seeds that dropout draws from
 
 CSV_COLUMNS = ("step", "epoch", "lr", "train_loss", "val_loss", "val_top1")
 
@@ -95,6 +95,7 @@ def _run(model: nn.Module, loader: Any, epochs: int, cfg: FinetuneConfig, val: A
             history, start = saved["history"], saved["epoch"]
             log.info("%s: resuming after epoch %d", tag, start)
     steps = len(loader)
+    device = next(model.parameters()).device  # fork_rng must save and restore this device's generator too
     losses = [h["val_loss"] for h in history if h["val_loss"] is not None]  # step 2 has no validation
     best_loss, since = min(losses, default=float("inf")), 0
     if losses and patience:
@@ -104,9 +105,8 @@ def _run(model: nn.Module, loader: Any, epochs: int, cfg: FinetuneConfig, val: A
             break
         model.train()
         loss_sum, seen, lr = 0.0, 0, cfg.lr
-        device = next(model.parameters()).device
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            epoch_seed = seed_sequence(seed, "finetune", stream, epoch, _DROPOUT_STREAM).generate_state(1)[0]
+            epoch_seed = seed_sequence(seed, "finetune", stream, epoch, DROPOUT_STREAM).generate_state(1)[0]
             torch.manual_seed(int(epoch_seed))
             for b, (x, y) in enumerate(loader.epoch(epoch)):
                 lr = lr_at(epoch * steps + b, steps, epochs, 0, cfg.lr)

@@ -20,7 +20,6 @@ training code of the same stage, which may derive its own generators from ``(see
 from __future__ import annotations
 
 import hashlib
-
 import logging
 from collections.abc import Iterator, Sequence
 

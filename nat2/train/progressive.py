@@ -38,8 +38,8 @@ from nat2.train.distributed import DistInfo, allreduce_grads
 from nat2.train.losses import aep_loss, ensemble_logits, subnet_loss
 from nat2.train.optim import build_sgd, lr_at, set_lr
 
-__all__ = ["LoopSpec", "PhaseResult", "TrainState", "phase_spec", "phase_teacher_targets", "train_phase",
-           "validate_corners"]
+__all__ = ["DROPOUT_STREAM", "LoopSpec", "PhaseResult", "TrainState", "phase_spec", "phase_teacher_targets",
+           "train_phase", "validate_corners"]
 
 log = logging.getLogger(__name__)
 
