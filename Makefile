@@ -17,13 +17,10 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-## use PARAMS=params/<preset>.yaml: make a preset the run's params.yaml (refused over uncommitted edits)
+## use PARAMS=params/<preset>.yaml: params.yaml <- the preset merged onto it (refused over uncommitted edits)
 use: venv
 ifdef PARAMS
-	@if cmp -s "$(PARAMS)" params.yaml; then echo "params.yaml already equals $(PARAMS)"; \
-	elif ! git diff --quiet -- params.yaml 2>/dev/null; then \
-	  echo "error: params.yaml has uncommitted edits; commit or revert them before switching to $(PARAMS)" >&2; exit 2; \
-	else $(BIN)/nat2 validate "$(PARAMS)" && cp "$(PARAMS)" params.yaml && echo "params.yaml <- $(PARAMS)"; fi
+	$(BIN)/nat2 use "$(PARAMS)"
 endif
 
 ## run: the whole pipeline on the current params.yaml (make run PARAMS=params/ci.yaml to switch preset first)
@@ -47,6 +44,7 @@ dry-run: venv
 
 lint: venv
 	$(BIN)/ruff check nat2 tests benchmarks
+	$(BIN)/nat2 dvc-yaml --check
 
 ## test: lint + the whole test suite but the SLURM test (the command CI runs)
 test: lint

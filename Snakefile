@@ -1,4 +1,4 @@
-# nat2 pipeline (Snakemake). The same stage commands live in dvc.yaml; tests/test_parity.py keeps them identical.
+# nat2 pipeline (Snakemake). Every rule reads its stage from nat2/workflow.py, the table dvc.yaml is generated from.
 # Run: `snakemake --cores N` (profiles/default is picked up automatically) or `make run`.
 from snakemake.utils import min_version
 

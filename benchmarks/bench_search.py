@@ -18,14 +18,15 @@ import time
 import numpy as np
 import torch
 
-from nat2 import archive as arc
 from nat2.config import load_params
 from nat2.costs import CostModel
 from nat2.data import EvalSet, TrainLoader, load_source, make_split
 from nat2.data.split import Split
 from nat2.evaluate import accuracy, evaluate_arch
-from nat2.loop import cost_matrix
-from nat2.search import initial_genomes, inner_search, select_candidates
+from nat2.indicators import cost_matrix
+from nat2.search.inner import inner_search
+from nat2.search.sampling import initial_genomes
+from nat2.selection import non_dominated, select_candidates
 from nat2.space import SearchSpace
 from nat2.supernet import SuperNetSet
 from nat2.surrogate import fit_surrogate
@@ -91,13 +92,13 @@ def main() -> None:
                        mutation_eta=cfg.mutation_eta, repair="fill", seed=0)
     t_search = time.perf_counter() - t0
     F = np.column_stack([y, cost_matrix(space, model, cfg.objectives, A)])
-    front = F[arc.non_dominated(F)][:, 1:]
+    front = F[non_dominated(F)][:, 1:]
     t0 = time.perf_counter()
     select_candidates(cost_matrix(space, model, cfg.objectives, res.X), res.F[:, 0], front, cfg.candidates)
     t_select = time.perf_counter() - t0
 
     # adaptation: training steps of the configured subnets per step, extrapolated to the configured epochs
-    loader = TrainLoader(source, split, batch_size=params.train.batch_size, resolutions=space.resolutions,
+    loader = TrainLoader(source, split, batch_size=cfg.adapt.batch_size, resolutions=space.resolutions,
                          augment=params.data.augment, seed=0, memory_format=fmt)
     net = nets.net(space.width_mults[0]).train()
     opt = build_sgd(net, 1e-3, 0.9, 0.0)

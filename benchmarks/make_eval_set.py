@@ -32,8 +32,8 @@ def main() -> None:
 
     from nat2 import archive as arc
     from nat2.config import load_params
-    from nat2.loop import build_evaluator
-    from nat2.search import initial_genomes
+    from nat2.context import RunContext, build_evaluator
+    from nat2.search.sampling import initial_genomes
     from nat2.seeds import numpy_rng
     from nat2.space import SearchSpace
     from nat2.stages import assemble_supernet, prepare_data, train_supernet
@@ -61,7 +61,7 @@ def main() -> None:
         t_train = time.perf_counter() - t0
         space = SearchSpace.from_config(params.supernet)
         G = initial_genomes(space, "arch_space", args.archs, numpy_rng(params.seed, "test", 0))
-        ev = build_evaluator(params, sn, split, cache_dir=None)
+        ev = build_evaluator(RunContext.from_params(params, split), space, sn, cache_dir=None)
         records = ev.evaluate(G, iteration=0, origin="init", seed=params.seed, progress=False)
         arc.write_archive(args.out, arc.make_archive(records))
     t_total = time.perf_counter() - t0

@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 def __getattr__(name: str) -> object:
     """``nat2.load_subnet``: imported on first use, so ``import nat2`` stays light (no torch)."""
     if name == "load_subnet":
-        from nat2.subnet import load_subnet
+        from nat2.slot_folder import load_subnet
 
         return load_subnet
     raise AttributeError(f"module 'nat2' has no attribute {name!r}")

@@ -47,15 +47,24 @@ def _keys(args: argparse.Namespace) -> int:
     return 0
 
 
-def _deps(args: argparse.Namespace) -> int:
-    from nat2.deps import sync_dvc_yaml
+def _dvc_yaml(args: argparse.Namespace) -> int:
+    from pathlib import Path
 
-    changed = sync_dvc_yaml(args.file, write=args.write)
-    if changed and not args.write:
-        print(f"{args.file}: code deps out of date for {', '.join(changed)}; run `nat2 deps --write`",
+    from nat2.io import write_text
+    from nat2.workflow import dvc_yaml
+
+    path, text = Path(args.file), dvc_yaml()
+    current = path.read_text(encoding="utf-8") if path.is_file() else None
+    if args.write:
+        if current != text:
+            write_text(path, text)
+        print(f"{path}: {'written' if current != text else 'up to date'} (from nat2/workflow.py)")
+        return 0
+    if current != text:
+        print(f"{path}: out of date with nat2/workflow.py and the stages' imports; run `nat2 dvc-yaml --write`",
               file=sys.stderr)
         return 1
-    print(f"{args.file}: {'updated ' + ', '.join(changed) if changed else 'code deps up to date'}")
+    print(f"{path}: up to date with nat2/workflow.py")
     return 0
 
 
@@ -63,7 +72,7 @@ def _show(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from nat2.report import summary_table
-    from nat2.subnet import read_card
+    from nat2.slot_folder import read_card
 
     root = Path(args.results)
     folder = root / "final" / "finetune"
@@ -91,7 +100,7 @@ def _export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from nat2.export import FORMATS, export_slot
-    from nat2.subnet import load_subnet, read_card
+    from nat2.slot_folder import load_subnet, read_card
 
     folder = Path(args.results) / "final" / "finetune" / f"slot_{args.slot}"
     if not folder.is_dir():
@@ -103,6 +112,27 @@ def _export(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     record = export_slot(load_subnet(folder), int(card["resolution"]), out, (args.format,))
     print(f"{out / FORMATS[args.format]}: matches the eager module (max error {record[args.format]['max_error']:.1e})")
+    return 0
+
+
+def _use(args: argparse.Namespace) -> int:
+    import subprocess
+    from pathlib import Path
+
+    from nat2.config import read_params_dict
+    from nat2.presets import use_preset
+
+    target = Path(args.params)
+    if target.is_file() and read_params_dict(target) == read_params_dict(args.preset):
+        print(f"{target} already holds {args.preset}")
+        return 0
+    tracked = subprocess.run(["git", "diff", "--quiet", "--", str(target)], capture_output=True)
+    if tracked.returncode == 1:
+        print(f"error: {target} has uncommitted edits; commit or revert them (git checkout {target}) before "
+              f"switching to {args.preset}", file=sys.stderr)
+        return 2
+    use_preset(args.preset, target)
+    print(f"{target} <- {args.preset}")
     return 0
 
 
@@ -140,10 +170,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_info)
     p = sub.add_parser("keys", help="list every params.yaml key with its meaning")
     p.set_defaults(func=_keys)
-    p = sub.add_parser("deps", help="check (or --write) the nat2/ code deps of every stage in dvc.yaml")
+    p = sub.add_parser("dvc-yaml", help="check (or --write) that dvc.yaml is generated from the stage table")
     p.add_argument("file", nargs="?", default="dvc.yaml")
-    p.add_argument("--write", action="store_true", help="rewrite the out-of-date lists in place")
-    p.set_defaults(func=_deps)
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--write", action="store_true", help="write it (after a stage or an import changed)")
+    g.add_argument("--check", action="store_true", help="exit 1 when it is out of date (the default)")
+    p.set_defaults(func=_dvc_yaml)
+    p = sub.add_parser("use", help="write params.yaml = a preset merged onto the file it extends (make use)")
+    p.add_argument("preset", help="a preset, e.g. params/ci.yaml")
+    p.add_argument("--params", default="params.yaml", help="the file to write (default: params.yaml)")
+    p.set_defaults(func=_use)
     p = sub.add_parser("show", help="print the fine-tuned subnets' table (and the report's headline figures)")
     p.add_argument("results", nargs="?", default="results")
     p.set_defaults(func=_show)

@@ -7,7 +7,7 @@ stderr and exit with status 2, before any output is written.
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "DataError", "Nat2Error", "EXIT_USER_ERROR"]
+__all__ = ["ConfigError", "DataError", "Nat2Error", "EXIT_USER_ERROR", "first_line"]
 
 EXIT_USER_ERROR = 2
 
@@ -25,3 +25,9 @@ class ConfigError(Nat2Error):
 
 class DataError(Nat2Error):
     """A dataset or data file that is unavailable, corrupt or inconsistent."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message (its type name when empty), to quote a library error in a one-line one."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

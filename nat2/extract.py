@@ -2,14 +2,15 @@
 
 Exactly ``postprocess.slots`` subnets leave the search, whatever the final front looks like (so the pipeline's
 shape never depends on the data): the high-trade-off points of the front (method.md §3.6), filled from the front
-by crowding and then from the next rank when the front is smaller (:func:`nat2.archive.high_tradeoff`). Each slot
+by crowding and then from the next rank when the front is smaller (:func:`nat2.selection.high_tradeoff`). Each slot
 folder holds ``arch.json``, ``weights.pt`` (the static subnet's state dict, BN recalibrated on the calibration
-subset at the subnet's resolution) and ``card.json``; :func:`nat2.subnet.load_subnet` rebuilds a ready module
+subset at the subnet's resolution) and ``card.json``; :func:`nat2.slot_folder.load_subnet` rebuilds a ready module
 from it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,35 +18,47 @@ import numpy as np
 import torch
 
 from nat2 import archive as arc
-from nat2.config import Params
+from nat2 import selection as sel
+from nat2.context import RunContext, build_evaluator
 from nat2.errors import Nat2Error
 from nat2.io import atomic_dir, write_json
-from nat2.manifest import write_manifest
+from nat2.search.inputs import read_search_archive
 from nat2.space import SearchSpace
 
 __all__ = ["extract_slots"]
 
 
-def extract_slots(params: Params, archive: Path, supernet: Path, split: Path, out: Path) -> list[dict[str, Any]]:
-    """Write ``out/slot_<k>/`` for every slot and ``out/front.parquet`` (the final non-dominated set), atomically."""
-    from nat2.evaluate import accuracy, calibrated_subnet
-    from nat2.loop import build_evaluator, read_search_archive
+def extract_slots(objectives: Sequence[str], slots: int, space: SearchSpace, ctx: RunContext, archive: Path,
+                  supernet: Path, out: Path, *, manifest: Callable[[Path, str, dict[str, Any]], None]
+                  ) -> list[dict[str, Any]]:
+    """Write ``out/slot_<k>/`` for every slot and ``out/front.parquet`` (the final non-dominated set), atomically.
 
-    ev = build_evaluator(params, supernet, split, cache_dir=None)
-    space: SearchSpace = ev.space
+    Args:
+        objectives: ``search.objectives``.
+        slots: how many subnets leave the search (``len(postprocess.slots)``).
+        space: the search space.
+        ctx: the run context (device, data, split).
+        archive: the final archive (measured on ``supernet``).
+        supernet: the final super-net.
+        out: the folder to write.
+        manifest: ``(path, device, extra)`` writes the stage's manifest at ``path`` inside the folder.
+    """
+    from nat2.evaluate import accuracy, calibrated_subnet
+
+    ev = build_evaluator(ctx, space, supernet, cache_dir=None)
     df = read_search_archive(archive, space, ev.checkpoint_hash, supernet)
-    names = params.search.objectives
+    names = tuple(objectives)
     F = arc.objective_matrix(df, names)
-    k = len(params.postprocess.slots)
+    k = slots
     if len(df) < k:
         raise Nat2Error(f"the final archive has {len(df)} architectures, fewer than the {k} postprocess.slots; "
                         "lower it or search longer")
-    chosen = arc.high_tradeoff(F, k)
+    chosen = sel.high_tradeoff(F, k)
     cards = []
     with atomic_dir(out) as tmp:
-        write_manifest(tmp / "manifest.json", "extract", params, str(next(ev.nets.parameters()).device),
-                       extra={"archive": str(archive), "supernet_hash": ev.checkpoint_hash})
-        front = df.iloc[np.sort(arc.non_dominated(F))].reset_index(drop=True)
+        manifest(tmp / "manifest.json", str(next(ev.nets.parameters()).device),
+                 {"archive": str(archive), "supernet_hash": ev.checkpoint_hash})
+        front = df.iloc[np.sort(sel.non_dominated(F))].reset_index(drop=True)
         arc.write_archive(tmp / "front.parquet", arc.make_archive(front))
         for slot, row_index in enumerate(chosen):
             row = df.iloc[int(row_index)]

@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import shutil
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,16 +29,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nat2.checkpoint import load_checkpoint, load_supernet, save_checkpoint
-from nat2.config import FinetuneConfig, Params, params_hash, to_dict
+from nat2.checkpoint import load_checkpoint, save_checkpoint
+from nat2.config import FinetuneConfig, params_hash, to_dict
+from nat2.context import RunContext
 from nat2.costs import CostModel
 from nat2.errors import Nat2Error
 from nat2.evaluate import accuracy, calibrated_subnet
 from nat2.io import atomic_dir, csv_text, write_json, write_text
-from nat2.manifest import write_manifest
 from nat2.seeds import seed_sequence
+from nat2.slot_folder import read_card
 from nat2.space import Arch, SearchSpace
-from nat2.subnet import read_card
 from nat2.supernet import MultiExitNet
 from nat2.train.losses import aep_loss, aep_weights
 from nat2.train.optim import lr_at, set_lr
@@ -133,37 +134,39 @@ def _run(model: nn.Module, loader: Any, epochs: int, cfg: FinetuneConfig, val: A
     return history
 
 
-def finetune_slot(params: Params, slot: Path, supernet: Path, split: Path, out: Path,
+def finetune_slot(cfg: FinetuneConfig, space: SearchSpace, ctx: RunContext, slot: Path, supernet: Path, out: Path,
+                  *, resume_settings: Mapping[str, Any], manifest: Callable[[Path, str, dict[str, Any]], None],
                   partial_root: Path = Path("results/.partial/finetune")) -> dict[str, Any]:
-    """Fine-tune one extracted subnet in two steps; write ``out/{weights.pt,card.json,metrics.csv,model.*}``."""
-    from nat2.data import EvalSet, TrainLoader, load_source, read_split
-    from nat2.export import export_slot
-    from nat2.runtime import memory_format, setup_torch
+    """Fine-tune one extracted subnet in two steps; write ``out/{weights.pt,card.json,metrics.csv,model.*}``.
 
-    cfg = params.postprocess.finetune
-    device = setup_torch(params.runtime)
-    fmt = memory_format(params.runtime)
+    Args:
+        cfg: ``postprocess.finetune``.
+        space: the search space.
+        ctx: the run context (device, data, split).
+        slot: a slot folder the ``extract`` stage wrote.
+        supernet: the final super-net (both steps re-extract the slot's subnet from it).
+        out: the folder to write (whole or not at all).
+        resume_settings: the settings a per-epoch checkpoint must match to be resumed (with the slot's card).
+        manifest: ``(path, device, extra)`` writes the stage's manifest at ``path`` inside the folder.
+        partial_root: where per-epoch checkpoints live.
+    """
+    from nat2.export import export_slot
+
+    device, fmt = ctx.device, ctx.memory_format
     card = read_card(slot)  # raises the one-line error when the folder is not a subnet
-    space = SearchSpace.from_config(params.supernet)
     arch = Arch.from_json(card["arch"])
     r = arch.resolution
-    source = load_source(params.data, params.seed, threads=params.runtime.threads)
-    sp = read_split(split)
-    sp.check_source(source)
-    nets, meta = load_supernet(supernet, space, num_classes=source.num_classes)
+    sp = ctx.split
+    nets, meta = ctx.load_supernet(supernet, space)
     if meta["content_hash"] != card["supernet_hash"]:
         raise Nat2Error(f"{slot} was extracted from super-net {card['supernet_hash']}, but {supernet} is "
                         f"{meta['content_hash']}; rerun the extract stage")
-    nets = nets.to(device=device, memory_format=fmt).eval()
-    calib = EvalSet(source, sp, "calib", device=device, memory_format=fmt, augment=params.data.augment,
-                    seed=params.seed)
-    val = EvalSet(source, sp, "val", device=device, memory_format=fmt)
-    test = EvalSet(source, sp, "test", device=device, memory_format=fmt)
-    eb, cb = params.data.eval_batch_size, params.data.calib_batch_size
+    nets = nets.eval()
+    calib, val, test = ctx.evalset("calib"), ctx.evalset("val"), ctx.evalset("test")
+    eb, cb = ctx.data.eval_batch_size, ctx.data.calib_batch_size
     multi = cfg.method == "aep"
     loss_w, out_w = aep_weights(arch.stages_run, cfg.ordering) if multi else (None, None)
-    run_hash = params_hash({"card": card, "finetune": to_dict(cfg), "seed": params.seed,
-                            "data": to_dict(params.data)}, length=16)
+    run_hash = params_hash({"card": card, **resume_settings}, length=16)
     partial = partial_root / f"{slot.name}-{run_hash}"
     partial.mkdir(parents=True, exist_ok=True)
     seed_iter = int(card["slot"])
@@ -174,23 +177,21 @@ def finetune_slot(params: Params, slot: Path, supernet: Path, split: Path, out: 
 
     model = start()
     test_before = accuracy(model, test.batches(r, eb))
-    loader1 = TrainLoader(source, sp, batch_size=cfg.batch_size, resolutions=[r], augment=params.data.augment,
-                          seed=params.seed, stage="finetune", iteration=seed_iter, device=device, memory_format=fmt)
+    loader1 = ctx.train_loader(batch_size=cfg.batch_size, resolutions=[r], stage="finetune", iteration=seed_iter)
     h1 = _run(model, loader1, cfg.epochs, cfg, val, r, eb, partial / "step1.pt", "step1", run_hash, cfg.patience,
-              loss_w, seed=params.seed, stream=seed_iter)
+              loss_w, seed=ctx.seed, stream=seed_iter)
     best = max(h1, key=lambda h: (h["val_top1"], -h["epoch"]))
     best_epochs = int(best["epoch"])
 
     merged = dataclasses.replace(sp, train_idx=np.concatenate([sp.train_idx, sp.val_idx]),
                                  train_labels=np.concatenate([sp.train_labels, sp.val_labels]))
     model = start()  # step 2 re-extracts: a fresh start
-    loader2 = TrainLoader(source, merged, batch_size=cfg.batch_size, resolutions=[r], augment=params.data.augment,
-                          seed=params.seed, stage="finetune", iteration=100 + seed_iter, device=device,
-                          memory_format=fmt)
+    loader2 = ctx.train_loader(batch_size=cfg.batch_size, resolutions=[r], stage="finetune", iteration=100 + seed_iter,
+                               split=merged)
     h2 = _run(model, loader2, best_epochs, cfg, None, r, eb, partial / "step2.pt", "step2", run_hash, None, loss_w,
-              seed=params.seed, stream=100 + seed_iter)
+              seed=ctx.seed, stream=100 + seed_iter)
     test_after = accuracy(model, test.batches(r, eb))
-    costs = CostModel(space, source.num_classes)(np.asarray(card["genome"])[None], "all" if multi else "single")
+    costs = CostModel(space, ctx.source.num_classes)(np.asarray(card["genome"])[None], "all" if multi else "single")
     result = {**card, "finetune": to_dict(cfg), "exits": "all" if multi else "single",
               "loss_weights": list(loss_w) if multi else None, "output_weights": list(out_w) if multi else None,
               "params": int(costs["params"][0]), "macs": int(costs["macs"][0]),
@@ -203,7 +204,7 @@ def finetune_slot(params: Params, slot: Path, supernet: Path, split: Path, out: 
         shutil.copyfile(slot / "arch.json", tmp / "arch.json")
         write_text(tmp / "metrics.csv", csv_text(h1 + h2, CSV_COLUMNS))
         result["export"] = export_slot(model, r, tmp, ("onnx", "pt2"))
-        write_manifest(tmp / "manifest.json", "finetune", params, str(device), extra={"slot": card["slot"]})
+        manifest(tmp / "manifest.json", str(device), {"slot": card["slot"]})
         write_json(tmp / "card.json", result)
     shutil.rmtree(partial, ignore_errors=True)
     log.info("slot %s: test top-1 %.2f -> %.2f (%d epochs)", card["slot"], test_before, test_after, best_epochs)

@@ -19,8 +19,10 @@ from typing import Any
 
 from nat2.config import load_params
 from nat2.errors import Nat2Error
+from nat2.presets import use_preset
 
-__all__ = ["ITERATION_STAGES", "STAGE_GROUPS", "copy_repo", "iteration_targets", "rerun_iteration", "run_tool",
+__all__ = ["ITERATION_STAGES", "RUN_FOLDERS", "STAGE_GROUPS",
+           "copy_repo", "iteration_targets", "rerun_iteration", "run_tool",
            "smoke", "smoke_line", "stage_times", "tool_env"]
 
 #: the four stages of one search iteration and one output file of each (what --forcerun is given)
@@ -69,14 +71,25 @@ def run_tool(args: list[str], cwd: Path, check: bool = True) -> subprocess.Compl
     return proc
 
 
+#: folders where a run writes its outputs: a copy of the repository takes only their tracked files (READMEs)
+RUN_FOLDERS = ("data/", "results/")
+
+
 def copy_repo(src: Path, dest: Path) -> Path:
-    """Copy the repository's files (tracked, plus untracked ones git does not ignore) into ``dest``."""
-    listing = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=src,
-                             capture_output=True, check=True).stdout.decode().split("\0")
-    for rel in filter(None, listing):
+    """Copy the repository's files (tracked, plus untracked ones git does not ignore) into ``dest``.
+
+    A run's outputs are left behind (untracked files under :data:`RUN_FOLDERS`, e.g. the plots DVC keeps out of
+    its cache after ``make run``): a copy is a fresh checkout, whatever the user has run in ``src``.
+    """
+    def listed(*flags: str) -> list[str]:
+        out = subprocess.run(["git", "ls-files", "-z", *flags], cwd=src, capture_output=True, check=True).stdout
+        return [p for p in out.decode().split("\0") if p]
+
+    untracked = {p for p in listed("--others", "--exclude-standard") if p.startswith(RUN_FOLDERS)}
+    for rel in listed("--cached", "--others", "--exclude-standard"):
         source = src / rel
-        if not source.is_file():
-            continue  # deleted in the working tree
+        if rel in untracked or not source.is_file():
+            continue  # a run's output, or deleted in the working tree
         target = dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source, target)
@@ -115,7 +128,7 @@ def smoke(dest: Path | None = None, preset: str = "params/ci.yaml", cores: int =
     dest = Path(dest) if keep else Path(tempfile.mkdtemp(prefix="nat2-smoke-"))
     try:
         copy_repo(src, dest)
-        shutil.copyfile(dest / preset, dest / "params.yaml")
+        use_preset(dest / preset, dest / "params.yaml")
         start = time.perf_counter()
         run_tool(["snakemake", "--cores", str(cores)], dest)
         wall = time.perf_counter() - start

@@ -1,7 +1,7 @@
 """The run's report: a summary table, headline metrics for ``dvc metrics show``, plot data as CSV, and PNGs.
 
 Everything is recomputed from the pipeline's own outputs, never copied from logs: the hypervolume of every
-iteration's archive on the fixed normalisation (:func:`nat2.loop.archive_stats`, the value the search stages
+iteration's archive on the fixed normalisation (:func:`nat2.indicators.archive_stats`, the value the search stages
 record), the final archive and its non-dominated front, the surrogate's rank correlations, the super-net training
 curves and the fine-tuning curves and cards. The PNGs are drawn from the very CSVs that are written (matplotlib,
 Agg backend), so a figure never shows data that the CSV does not hold.
@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from nat2 import archive as arc
+from nat2 import selection as sel
 from nat2.config import Params
 from nat2.costs import CostModel
 from nat2.errors import Nat2Error
@@ -71,7 +72,7 @@ def _num(value: str | None) -> float | None:
 
 def build_report(params: Params, search: Path, supernet_dir: Path, finetune: Path) -> dict[str, Any]:
     """Gather every table of the report (pure data: nothing is written)."""
-    from nat2.loop import archive_stats
+    from nat2.indicators import archive_stats, max_costs
 
     order = ["0", *params.search.iteration_order]
     cards = [_read_json(finetune / f"slot_{k}" / "card.json", "rerun the finetune stage")
@@ -79,11 +80,12 @@ def build_report(params: Params, search: Path, supernet_dir: Path, finetune: Pat
     space = SearchSpace.from_config(params.supernet)
     model = CostModel(space, int(cards[0]["num_classes"]))
     names = params.search.objectives
+    scale = max_costs(space, model)
 
     hv_rows, tau_rows = [], []
     for it in order:
         df = arc.read_archive(search / f"iter_{it}" / "archive.parquet")
-        stats = archive_stats(df, params, space, model)
+        stats = archive_stats(df, names, scale, params.search.hv_ref)
         hv_rows.append({"iteration": int(it), "hv": stats["hv"], "front_size": stats["front_size"],
                         "archive_size": stats["size"], "best_top1": stats["best_top1"]})
         if it != "0":
@@ -98,7 +100,7 @@ def build_report(params: Params, search: Path, supernet_dir: Path, finetune: Pat
     final = arc.read_archive(search / f"iter_{order[-1]}" / "archive.parquet")
     F = arc.objective_matrix(final, names)
     rank = np.empty(len(final), dtype=np.int64)
-    for r, idx in enumerate(arc.fronts(F)):
+    for r, idx in enumerate(sel.fronts(F)):
         rank[idx] = r
     cost_axis = next((n for n in names[1:] if n in ("params", "macs")), "params")
     points = [{"id": str(row["id"]), "iteration": int(row["iteration"]), "origin": str(row["origin"]),

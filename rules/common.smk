@@ -1,37 +1,60 @@
-# Shared helpers of the rules: params validation at parse time, and code dependencies of each stage.
-import subprocess
-import sys
+# What every rule reads from the stage table in nat2/workflow.py (the one description of the pipeline; dvc.yaml is
+# generated from the same table). A rule below names its stage; its inputs, outputs, command, settings and needs
+# come from the table, so Snakemake and DVC cannot drift apart.
+from nat2 import workflow as table  # (`workflow` is Snakemake's own object)
+from nat2.config import params_from_dict
+from nat2.deps import stage_code_deps
+from nat2.errors import ConfigError
 
-# Validate params.yaml with the library's own loader (one-line error, nothing scheduled on failure).
-_check = subprocess.run(
-    [sys.executable, "-m", "nat2.cli", "validate", "params.yaml"], capture_output=True, text=True
-)
-if _check.returncode != 0:
-    raise WorkflowError(_check.stderr.strip())
+# Validate the merged config (params.yaml plus any --config overrides) in-process: one line, nothing scheduled.
+try:
+    params_from_dict(config, source="params.yaml (with any --config overrides)")
+except ConfigError as exc:
+    raise WorkflowError(str(exc)) from None
 
 THREADS = config["runtime"]["threads"]
-LINEAGE = config["train"]["lineage"]  # phase -> phase it continues from (validated above)
-FINAL_PHASE = config["train"]["final"]
-ITERATIONS = {str(k): str(v) for k, v in config["search"]["iterations"].items()}  # iteration -> previous one
-FINAL_ITERATION = str(config["search"]["final"])
-SHARDS = [str(s) for s in config["search"]["shards"]]
-SLOTS = [str(s) for s in config["postprocess"]["slots"]]
 
 
-def previous_phase(wildcards):
-    """Checkpoint of the phase that ``wildcards.phase`` continues from."""
-    return f"results/supernet/{LINEAGE[wildcards.phase]}.pt"
+def stage_input(name):
+    """Named inputs of stage ``name``: its files, expanded lists, named input functions, and its code."""
+    return table.smk_inputs(name, config, stage_code_deps(table.stage(name).module))
 
 
-def settings(stage):
-    """The params.yaml values the stage reads (the keys of its dvc.yaml params list): changing one reruns it."""
-    from nat2.deps import stage_settings
+def stage_output(name):
+    """Named outputs of stage ``name``; folders wrapped in ``directory``."""
+    folders = table.stage(name).directories
+    return {k: directory(v) if k in folders else v for k, v in table.smk_outputs(name, config).items()}
 
-    return stage_settings(stage, config)
+
+def stage_wildcards(name):
+    """The values the stage's wildcard may take (exactly those params.yaml lists)."""
+    return table.smk_wildcards(name, config)
 
 
-def code(stage):
-    """Source files a stage runs: its CLI module and every nat2 module it imports (same list as dvc.yaml)."""
-    from nat2.deps import stage_code_deps
+def stage_settings(name):
+    """The params.yaml values the stage's results depend on: changing one reruns it (as in DVC)."""
+    return table.smk_settings(name, config)
 
-    return stage_code_deps(stage)
+
+def stage_threads(name):
+    """runtime.threads for stages that compute in parallel, else 1."""
+    return THREADS if table.stage(name).parallel else 1
+
+
+def stage_resources(name):
+    """Memory and GPU needs (the SLURM profile maps gpu=1 to a GPU partition)."""
+    s = table.stage(name)
+    return {"mem_mb": s.mem_mb, **({"gpu": 1} if s.gpu else {})}
+
+
+def stage_log(name):
+    return table.smk_outputs_of(name, config, "log")
+
+
+def stage_benchmark(name):
+    return table.smk_outputs_of(name, config, "benchmark")
+
+
+def stage_shell(name):
+    """The command, byte-identical to dvc.yaml's once Snakemake fills in the wildcards."""
+    return table.smk_shell(name, config)

@@ -1,22 +1,21 @@
 # Data: the deterministic train/validation/test index every later stage reads.
-
+# Each rule's parts come from its stage in nat2/workflow.py (see rules/common.smk).
 
 rule prepare_data:
     input:
-        code=code("prepare_data"),
+        **stage_input("prepare_data"),
     output:
-        split="data/split.parquet",
-        manifest="data/split.manifest.json",
+        **stage_output("prepare_data"),
+    wildcard_constraints:
+        **stage_wildcards("prepare_data"),
     params:
-        threads=THREADS,
-        settings=settings("prepare_data"),
-    threads: THREADS
+        settings=stage_settings("prepare_data"),
+    threads: stage_threads("prepare_data")
     resources:
-        mem_mb=4000,
+        **stage_resources("prepare_data"),
     log:
-        "results/logs/prepare_data.log",
+        stage_log("prepare_data"),
     benchmark:
-        "results/benchmarks/prepare_data.tsv"
+        stage_benchmark("prepare_data")
     shell:
-        "python -m nat2.stages.prepare_data --params params.yaml --threads {params.threads} "
-        "--out {output.split} --log {log}"
+        stage_shell("prepare_data")

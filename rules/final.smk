@@ -1,87 +1,62 @@
 # After the search: the final subnets in fixed slots, their two-step fine-tuning (with test top-1 and checked
-# ONNX / torch.export programs), and the report. dvc.yaml holds the same commands.
-
+# ONNX / torch.export programs), and the report.
+# Each rule's parts come from its stage in nat2/workflow.py (see rules/common.smk).
 
 rule extract:
     input:
-        archive=f"results/search/iter_{FINAL_ITERATION}/archive.parquet",
-        supernet=f"results/search/iter_{FINAL_ITERATION}/supernet.pt",
-        split=rules.prepare_data.output.split,
-        code=code("extract"),
+        **stage_input("extract"),
     output:
-        directory("results/final/extract"),
+        **stage_output("extract"),
+    wildcard_constraints:
+        **stage_wildcards("extract"),
     params:
-        threads=THREADS,
-        settings=settings("extract"),
-    threads: THREADS
+        settings=stage_settings("extract"),
+    threads: stage_threads("extract")
     resources:
-        mem_mb=4000,
-        gpu=1,
+        **stage_resources("extract"),
     log:
-        "results/logs/final/extract.log",
+        stage_log("extract"),
     benchmark:
-        "results/benchmarks/final/extract.tsv"
+        stage_benchmark("extract")
     shell:
-        "python -m nat2.stages.extract --params params.yaml --threads {params.threads} --archive {input.archive} "
-        "--supernet {input.supernet} --split {input.split} --out {output} --log {log}"
+        stage_shell("extract")
 
 
 rule finetune:
     input:
-        extract=rules.extract.output[0],
-        supernet=rules.extract.input.supernet,
-        split=rules.prepare_data.output.split,
-        code=code("finetune"),
+        **stage_input("finetune"),
     output:
-        directory("results/final/finetune/slot_{slot}"),
+        **stage_output("finetune"),
     wildcard_constraints:
-        slot="|".join(SLOTS),
+        **stage_wildcards("finetune"),
     params:
-        threads=THREADS,
-        settings=settings("finetune"),
-    threads: THREADS
+        settings=stage_settings("finetune"),
+    threads: stage_threads("finetune")
     resources:
-        mem_mb=8000,
-        gpu=1,
+        **stage_resources("finetune"),
     log:
-        "results/logs/final/finetune_{slot}.log",
+        stage_log("finetune"),
     benchmark:
-        "results/benchmarks/final/finetune_{slot}.tsv"
+        stage_benchmark("finetune")
     shell:
-        "python -m nat2.stages.finetune --params params.yaml --threads {params.threads} "
-        "--slot results/final/extract/slot_{wildcards.slot} --supernet {input.supernet} --split {input.split} "
-        "--out {output} --log {log}"
+        stage_shell("finetune")
 
 
 rule report:
     input:
-        archives=expand("results/search/iter_{i}/archive.parquet", i=["0", *ITERATIONS]),
-        surrogates=expand("results/search/iter_{i}/surrogate.json", i=ITERATIONS),
-        updates=expand("results/search/iter_{i}/update.json", i=ITERATIONS),
-        curves=expand("results/supernet/{phase}.metrics.csv", phase=["full", *LINEAGE]),
-        slots=expand("results/final/finetune/slot_{slot}", slot=SLOTS),
-        code=code("report"),
+        **stage_input("report"),
     output:
-        summary="results/report/summary.md",
-        metrics="results/report/metrics.json",
-        hv="results/report/hv.csv",
-        surrogate="results/report/surrogate.csv",
-        archive="results/report/archive.csv",
-        front="results/report/front.csv",
-        training="results/report/training.csv",
-        finetune="results/report/finetune.csv",
-        manifest="results/report/manifest.json",
-        figures=directory("results/report/figures"),
+        **stage_output("report"),
+    wildcard_constraints:
+        **stage_wildcards("report"),
     params:
-        threads=THREADS,
-        settings=settings("report"),
-    threads: 1
+        settings=stage_settings("report"),
+    threads: stage_threads("report")
     resources:
-        mem_mb=2000,
+        **stage_resources("report"),
     log:
-        "results/logs/final/report.log",
+        stage_log("report"),
     benchmark:
-        "results/benchmarks/final/report.tsv"
+        stage_benchmark("report")
     shell:
-        "python -m nat2.stages.report --params params.yaml --threads {params.threads} --search results/search "
-        "--supernet-dir results/supernet --finetune results/final/finetune --out results/report --log {log}"
+        stage_shell("report")

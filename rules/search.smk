@@ -1,196 +1,142 @@
 # The search: the initial design evaluated in shards, then per iteration fit_surrogate -> search ->
-# update_archive -> adapt_supernet, chained by search.iterations. dvc.yaml holds the same commands.
-
-SPLIT = rules.prepare_data.output.split
-SUPERNET = rules.assemble_supernet.output.supernet
-FULL = rules.train_full.output.ckpt
-
+# update_archive -> adapt_supernet, chained by search.iterations.
+# Each rule's parts come from its stage in nat2/workflow.py (see rules/common.smk).
 
 rule sample_initial:
     input:
-        code=code("sample_initial"),
+        **stage_input("sample_initial"),
     output:
-        design="results/search/iter_0/design.parquet",
-        manifest="results/search/iter_0/design.manifest.json",
+        **stage_output("sample_initial"),
+    wildcard_constraints:
+        **stage_wildcards("sample_initial"),
     params:
-        threads=THREADS,
-        settings=settings("sample_initial"),
-    threads: 1
+        settings=stage_settings("sample_initial"),
+    threads: stage_threads("sample_initial")
     resources:
-        mem_mb=2000,
+        **stage_resources("sample_initial"),
     log:
-        "results/logs/search/sample_initial.log",
+        stage_log("sample_initial"),
     benchmark:
-        "results/benchmarks/search/sample_initial.tsv"
+        stage_benchmark("sample_initial")
     shell:
-        "python -m nat2.stages.sample_initial --params params.yaml --threads {params.threads} --out {output.design} "
-        "--log {log}"
+        stage_shell("sample_initial")
 
 
 rule evaluate_shard:
     input:
-        genomes=rules.sample_initial.output.design,
-        supernet=SUPERNET,
-        split=SPLIT,
-        code=code("evaluate"),
+        **stage_input("evaluate_shard"),
     output:
-        shard="results/search/iter_0/evals/shard_{shard}.parquet",
-        manifest="results/search/iter_0/evals/shard_{shard}.manifest.json",
+        **stage_output("evaluate_shard"),
     wildcard_constraints:
-        shard="|".join(SHARDS),
+        **stage_wildcards("evaluate_shard"),
     params:
-        threads=THREADS,
-        settings=settings("evaluate_shard"),
-    threads: THREADS
+        settings=stage_settings("evaluate_shard"),
+    threads: stage_threads("evaluate_shard")
     resources:
-        mem_mb=4000,
-        gpu=1,
+        **stage_resources("evaluate_shard"),
     log:
-        "results/logs/search/evaluate_{shard}.log",
+        stage_log("evaluate_shard"),
     benchmark:
-        "results/benchmarks/search/evaluate_{shard}.tsv"
+        stage_benchmark("evaluate_shard")
     shell:
-        "python -m nat2.stages.evaluate --params params.yaml --threads {params.threads} --genomes {input.genomes} "
-        "--supernet {input.supernet} --split {input.split} --shard {wildcards.shard} --out {output.shard} --log {log}"
+        stage_shell("evaluate_shard")
 
 
 rule init_archive:
     input:
-        evals=expand("results/search/iter_0/evals/shard_{shard}.parquet", shard=SHARDS),
-        supernet=SUPERNET,
-        split=SPLIT,
-        code=code("init_archive"),
+        **stage_input("init_archive"),
     output:
-        archive="results/search/iter_0/archive.parquet",
-        supernet="results/search/iter_0/supernet.pt",
-        stats="results/search/iter_0/stats.json",
-        manifest="results/search/iter_0/archive.manifest.json",
+        **stage_output("init_archive"),
+    wildcard_constraints:
+        **stage_wildcards("init_archive"),
     params:
-        threads=THREADS,
-        settings=settings("init_archive"),
-    threads: THREADS
+        settings=stage_settings("init_archive"),
+    threads: stage_threads("init_archive")
     resources:
-        mem_mb=4000,
+        **stage_resources("init_archive"),
     log:
-        "results/logs/search/init_archive.log",
+        stage_log("init_archive"),
     benchmark:
-        "results/benchmarks/search/init_archive.tsv"
+        stage_benchmark("init_archive")
     shell:
-        "python -m nat2.stages.init_archive --params params.yaml --threads {params.threads} "
-        "--evals results/search/iter_0/evals --supernet {input.supernet} --split {input.split} "
-        "--out {output.archive} --out-supernet {output.supernet} --stats {output.stats} --log {log}"
+        stage_shell("init_archive")
 
 
 rule fit_surrogate:
     input:
-        archive=lambda w: f"results/search/iter_{ITERATIONS[w.i]}/archive.parquet",
-        code=code("fit_surrogate"),
+        **stage_input("fit_surrogate"),
     output:
-        model="results/search/iter_{i}/surrogate.model.json",
-        report="results/search/iter_{i}/surrogate.json",
-        manifest="results/search/iter_{i}/surrogate.manifest.json",
+        **stage_output("fit_surrogate"),
     wildcard_constraints:
-        i="|".join(ITERATIONS),
+        **stage_wildcards("fit_surrogate"),
     params:
-        threads=THREADS,
-        settings=settings("fit_surrogate"),
-    threads: THREADS
+        settings=stage_settings("fit_surrogate"),
+    threads: stage_threads("fit_surrogate")
     resources:
-        mem_mb=4000,
+        **stage_resources("fit_surrogate"),
     log:
-        "results/logs/search/fit_surrogate_{i}.log",
+        stage_log("fit_surrogate"),
     benchmark:
-        "results/benchmarks/search/fit_surrogate_{i}.tsv"
+        stage_benchmark("fit_surrogate")
     shell:
-        "python -m nat2.stages.fit_surrogate --params params.yaml --threads {params.threads} --iteration {wildcards.i} "
-        "--archive {input.archive} --out {output.model} --report {output.report} --log {log}"
+        stage_shell("fit_surrogate")
 
 
 rule search:
     input:
-        archive=lambda w: f"results/search/iter_{ITERATIONS[w.i]}/archive.parquet",
-        surrogate="results/search/iter_{i}/surrogate.model.json",
-        split=SPLIT,
-        code=code("search"),
+        **stage_input("search"),
     output:
-        candidates="results/search/iter_{i}/candidates.parquet",
-        stats="results/search/iter_{i}/search.json",
-        manifest="results/search/iter_{i}/candidates.manifest.json",
+        **stage_output("search"),
     wildcard_constraints:
-        i="|".join(ITERATIONS),
+        **stage_wildcards("search"),
     params:
-        threads=THREADS,
-        settings=settings("search"),
-    threads: 1
+        settings=stage_settings("search"),
+    threads: stage_threads("search")
     resources:
-        mem_mb=4000,
+        **stage_resources("search"),
     log:
-        "results/logs/search/search_{i}.log",
+        stage_log("search"),
     benchmark:
-        "results/benchmarks/search/search_{i}.tsv"
+        stage_benchmark("search")
     shell:
-        "python -m nat2.stages.search --params params.yaml --threads {params.threads} --iteration {wildcards.i} "
-        "--archive {input.archive} --surrogate {input.surrogate} --split {input.split} "
-        "--out {output.candidates} --stats {output.stats} --log {log}"
+        stage_shell("search")
 
 
 rule update_archive:
     input:
-        archive=lambda w: f"results/search/iter_{ITERATIONS[w.i]}/archive.parquet",
-        candidates="results/search/iter_{i}/candidates.parquet",
-        supernet=lambda w: f"results/search/iter_{ITERATIONS[w.i]}/supernet.pt",
-        split=SPLIT,
-        code=code("update_archive"),
+        **stage_input("update_archive"),
     output:
-        archive="results/search/iter_{i}/updated.parquet",
-        stats="results/search/iter_{i}/update.json",
-        manifest="results/search/iter_{i}/updated.manifest.json",
+        **stage_output("update_archive"),
     wildcard_constraints:
-        i="|".join(ITERATIONS),
+        **stage_wildcards("update_archive"),
     params:
-        threads=THREADS,
-        settings=settings("update_archive"),
-    threads: THREADS
+        settings=stage_settings("update_archive"),
+    threads: stage_threads("update_archive")
     resources:
-        mem_mb=4000,
-        gpu=1,
+        **stage_resources("update_archive"),
     log:
-        "results/logs/search/update_archive_{i}.log",
+        stage_log("update_archive"),
     benchmark:
-        "results/benchmarks/search/update_archive_{i}.tsv"
+        stage_benchmark("update_archive")
     shell:
-        "python -m nat2.stages.update_archive --params params.yaml --threads {params.threads} "
-        "--iteration {wildcards.i} --archive {input.archive} --candidates {input.candidates} "
-        "--supernet {input.supernet} --split {input.split} --out {output.archive} --stats {output.stats} --log {log}"
+        stage_shell("update_archive")
 
 
 rule adapt_supernet:
     input:
-        archive="results/search/iter_{i}/updated.parquet",
-        supernet=lambda w: f"results/search/iter_{ITERATIONS[w.i]}/supernet.pt",
-        split=SPLIT,
-        full=FULL,
-        code=code("adapt_supernet"),
+        **stage_input("adapt_supernet"),
     output:
-        supernet="results/search/iter_{i}/supernet.pt",
-        archive="results/search/iter_{i}/archive.parquet",
-        stats="results/search/iter_{i}/adapt.json",
-        manifest="results/search/iter_{i}/archive.manifest.json",
+        **stage_output("adapt_supernet"),
     wildcard_constraints:
-        i="|".join(ITERATIONS),
+        **stage_wildcards("adapt_supernet"),
     params:
-        threads=THREADS,
-        settings=settings("adapt_supernet"),
-    threads: THREADS
+        settings=stage_settings("adapt_supernet"),
+    threads: stage_threads("adapt_supernet")
     resources:
-        mem_mb=8000,
-        gpu=1,
+        **stage_resources("adapt_supernet"),
     log:
-        "results/logs/search/adapt_supernet_{i}.log",
+        stage_log("adapt_supernet"),
     benchmark:
-        "results/benchmarks/search/adapt_supernet_{i}.tsv"
+        stage_benchmark("adapt_supernet")
     shell:
-        "python -m nat2.stages.adapt_supernet --params params.yaml --threads {params.threads} "
-        "--iteration {wildcards.i} --archive {input.archive} --supernet {input.supernet} --split {input.split} "
-        "--full {input.full} --out-supernet {output.supernet} --out-archive {output.archive} "
-        "--stats {output.stats} --log {log}"
+        stage_shell("adapt_supernet")

@@ -1,77 +1,62 @@
-# Super-net training: one job per progressive-shrinking phase (every width inside), chained by train.lineage,
-# then the run's super-net file. The same commands are in dvc.yaml (train_full, train_phase@*, assemble_supernet).
-
+# Super-net training: one job per progressive-shrinking phase (every width inside), chained by
+# train.lineage, then the run's super-net file.
+# Each rule's parts come from its stage in nat2/workflow.py (see rules/common.smk).
 
 rule train_full:
     input:
-        split=rules.prepare_data.output.split,
-        code=code("train_supernet"),
+        **stage_input("train_full"),
     output:
-        ckpt="results/supernet/full.pt",
-        metrics="results/supernet/full.metrics.csv",
-        manifest="results/supernet/full.manifest.json",
+        **stage_output("train_full"),
+    wildcard_constraints:
+        **stage_wildcards("train_full"),
     params:
-        threads=THREADS,
-        settings=settings("train_full"),
-    threads: THREADS
+        settings=stage_settings("train_full"),
+    threads: stage_threads("train_full")
     resources:
-        mem_mb=8000,
-        gpu=1,
+        **stage_resources("train_full"),
     log:
-        "results/logs/train_supernet/full.log",
+        stage_log("train_full"),
     benchmark:
-        "results/benchmarks/train_supernet/full.tsv"
+        stage_benchmark("train_full")
     shell:
-        "python -m nat2.stages.train_supernet --params params.yaml --threads {params.threads} --phase full "
-        "--split {input.split} --out {output.ckpt} --log {log}"
+        stage_shell("train_full")
 
 
 rule train_phase:
     input:
-        split=rules.prepare_data.output.split,
-        init=previous_phase,
-        full=rules.train_full.output.ckpt,
-        code=code("train_supernet"),
+        **stage_input("train_phase"),
     output:
-        ckpt="results/supernet/{phase}.pt",
-        metrics="results/supernet/{phase}.metrics.csv",
-        manifest="results/supernet/{phase}.manifest.json",
+        **stage_output("train_phase"),
     wildcard_constraints:
-        phase="|".join(LINEAGE),
+        **stage_wildcards("train_phase"),
     params:
-        threads=THREADS,
-        settings=settings("train_phase"),
-    threads: THREADS
+        settings=stage_settings("train_phase"),
+    threads: stage_threads("train_phase")
     resources:
-        mem_mb=8000,
-        gpu=1,
+        **stage_resources("train_phase"),
     log:
-        "results/logs/train_supernet/{phase}.log",
+        stage_log("train_phase"),
     benchmark:
-        "results/benchmarks/train_supernet/{phase}.tsv"
+        stage_benchmark("train_phase")
     shell:
-        "python -m nat2.stages.train_supernet --params params.yaml --threads {params.threads} "
-        "--phase {wildcards.phase} --split {input.split} --init {input.init} --full {input.full} "
-        "--out {output.ckpt} --log {log}"
+        stage_shell("train_phase")
 
 
 rule assemble_supernet:
     input:
-        ckpt=f"results/supernet/{FINAL_PHASE}.pt",
-        code=code("assemble_supernet"),
+        **stage_input("assemble_supernet"),
     output:
-        supernet="results/supernet/supernet.pt",
-        manifest="results/supernet/supernet.manifest.json",
+        **stage_output("assemble_supernet"),
+    wildcard_constraints:
+        **stage_wildcards("assemble_supernet"),
     params:
-        threads=THREADS,
-        settings=settings("assemble_supernet"),
-    threads: 1
+        settings=stage_settings("assemble_supernet"),
+    threads: stage_threads("assemble_supernet")
     resources:
-        mem_mb=4000,
+        **stage_resources("assemble_supernet"),
     log:
-        "results/logs/assemble_supernet.log",
+        stage_log("assemble_supernet"),
     benchmark:
-        "results/benchmarks/assemble_supernet.tsv"
+        stage_benchmark("assemble_supernet")
     shell:
-        "python -m nat2.stages.assemble_supernet --params params.yaml --threads {params.threads} "
-        "--phase-ckpt {input.ckpt} --out {output.supernet} --log {log}"
+        stage_shell("assemble_supernet")

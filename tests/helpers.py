@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from nat2.config import load_params
+from nat2.config import load_params, read_params_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 #: the fixed params every test builds on (never the working tree's params.yaml, which users edit)
@@ -16,7 +16,7 @@ BASE_PARAMS = Path(__file__).resolve().parent / "data" / "params_base.yaml"
 
 
 def params_dict(base: str | Path = BASE_PARAMS, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    raw = yaml.safe_load((ROOT / base).read_text())
+    raw = read_params_dict(ROOT / base)  # a preset is merged onto the file it extends
     for dotted, value in (overrides or {}).items():
         node = raw
         *parents, last = dotted.split(".")
@@ -47,6 +47,7 @@ SYNTHETIC = {
     "data.synthetic.image_size": 32,
     "supernet.resolutions": [24, 32],
     "train.batch_size": 32,
+    "search.adapt.batch_size": 32,  # adaptation has its own; the same batches as train.batch_size
     "train.lineage": {"kernel": "full"},
     "train.final": "kernel",
     "train.val_subnets": 2,

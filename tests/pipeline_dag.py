@@ -1,38 +1,38 @@
-"""Read the jobs of both pipeline definitions as ``{frozenset(outputs): (command, inputs)}``.
-
-Snakemake exposes its DAG only through internal names (``_prepare_dag``, ``_build_dag``, ``dag.jobs``), pinned
-by the ``snakemake<10`` requirement; DVC through ``Repo.index.stages``.
+"""Read the jobs of both pipeline definitions as ``{frozenset(outputs): (command, inputs)}``, through public
+interfaces only: Snakemake's dry-run listing (``snakemake -n -p --forceall``) and DVC's ``Repo.index.stages``.
 """
 
 from __future__ import annotations
 
-import os
+import re
+import subprocess
+import sys
 from pathlib import Path
+
+from nat2.pipeline import tool_env
 
 
 def _norm(cmd: str) -> str:
     return " ".join(cmd.split())
 
 
-def snakemake_jobs(root: Path) -> dict[frozenset[str], tuple[str, frozenset[str]]]:
-    from snakemake.api import SnakemakeApi
-    from snakemake.settings.types import DAGSettings, OutputSettings, Quietness, ResourceSettings
+def _files(line: str) -> frozenset[str]:
+    return frozenset(f.strip() for f in line.split(",") if f.strip())
 
-    cwd = os.getcwd()
-    os.chdir(root)
-    try:
-        with SnakemakeApi(OutputSettings(quiet={Quietness.ALL}, dryrun=True)) as api:
-            wf_api = api.workflow(resource_settings=ResourceSettings(cores=1), snakefile=root / "Snakefile",
-                                  workdir=root)
-            wf = wf_api.dag(DAGSettings(forceall=True)).workflow_api._workflow
-            wf._prepare_dag(forceall=True, ignore_incomplete=True, lock_warn_only=True, nolock=True)
-            wf._build_dag()
-            # Snakemake adds the configfile to every job's inputs; DVC tracks it through each stage's params:
-            return {frozenset(map(str, job.output)):
-                    (_norm(job.shellcmd), frozenset(map(str, job.input)) - {"params.yaml"})
-                    for job in wf.dag.jobs if job.shellcmd}
-    finally:
-        os.chdir(cwd)
+
+def snakemake_jobs(root: Path, *args: str) -> dict[frozenset[str], tuple[str, frozenset[str]]]:
+    """Every job of a dry run that forces the whole DAG (extra ``args``, e.g. ``--config``, are passed on)."""
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "-p", "--forceall", "--nocolor", *args],
+                          cwd=root, env=tool_env(), capture_output=True, text=True, check=True)
+    jobs: dict[frozenset[str], tuple[str, frozenset[str]]] = {}
+    for block in re.split(r"\n(?=\[[^\n]*\]\nrule )", proc.stdout + "\n"):
+        fields = dict(re.findall(r"^    (\w+): (.*)$", block, flags=re.M))
+        shell = re.search(r"^Shell command: (.*)$", block, flags=re.M)
+        if "output" in fields and shell and shell.group(1) != "None":
+            # Snakemake adds the configfile to every job's inputs; DVC tracks it through each stage's params
+            jobs[_files(fields["output"])] = (_norm(shell.group(1)),
+                                              _files(fields.get("input", "")) - {"params.yaml"})
+    return jobs
 
 
 def dvc_stages(root: Path) -> dict[frozenset[str], tuple[str, frozenset[str]]]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nat2.adapt import adaptation_sampler
-from nat2.search import gene_distribution, sample_from_distribution
+from nat2.search.adapt import adaptation_sampler
+from nat2.search.distribution import gene_distribution, sample_from_distribution
 from nat2.space import SearchSpace
 from nat2.space.macro import MAX_DEPTH, N_STAGES
 

@@ -16,6 +16,8 @@ from pymoo.mcdm.high_tradeoff import HighTradeoffPoints
 from pymoo.operators.survival.rank_and_crowding import RankAndCrowding
 
 from nat2 import archive as A
+from nat2 import indicators as ind
+from nat2 import selection as sel
 from nat2.errors import Nat2Error
 from nat2.space import SearchSpace
 
@@ -275,9 +277,9 @@ def test_objective_matrix():
 
 def test_non_dominated_sorting_hand_made():
     F = np.array([[1, 5], [2, 2], [5, 1], [3, 3], [2, 2], [6, 6], [4, 4.5], [1, 6]], dtype=float)
-    assert A.non_dominated(F).tolist() == [0, 1, 2, 4]
-    assert [f.tolist() for f in A.fronts(F)] == [[0, 1, 2, 4], [3, 7], [6], [5]]
-    assert A.non_dominated(np.zeros((0, 2))).tolist() == [] and A.fronts(np.zeros((0, 2))) == []
+    assert sel.non_dominated(F).tolist() == [0, 1, 2, 4]
+    assert [f.tolist() for f in sel.fronts(F)] == [[0, 1, 2, 4], [3, 7], [6], [5]]
+    assert sel.non_dominated(np.zeros((0, 2))).tolist() == [] and sel.fronts(np.zeros((0, 2))) == []
 
 
 def _pymoo_rank_and_crowding(F: np.ndarray, n: int, seed: int) -> np.ndarray:
@@ -292,32 +294,32 @@ def test_survive_two_objectives_equals_pymoo(N: int, n: int, seed: int):
     rng = np.random.default_rng(seed)
     x = rng.random(N)
     F = np.column_stack([x + 0.3 * rng.random(N), 1 - x + 0.3 * rng.random(N)])  # several fronts, no ties
-    got = A.survive(F, n, seed=0)
+    got = sel.survive(F, n, seed=0)
     assert got.dtype == np.int64 and len(got) == n == len(np.unique(got))
     assert np.array_equal(got, np.sort(got))
     np.testing.assert_array_equal(got, _pymoo_rank_and_crowding(F, n, seed=11))
-    np.testing.assert_array_equal(got, A.survive(F, n, seed=99))  # no randomness for 2 objectives
+    np.testing.assert_array_equal(got, sel.survive(F, n, seed=99))  # no randomness for 2 objectives
 
 
 def test_survive_duplicates_and_edges():
     rng = np.random.default_rng(5)
     base = rng.random((20, 2))
     F = np.vstack([base, base[:10], np.tile(base[:1], (5, 1))])
-    got = A.survive(F, 20, seed=0)
+    got = sel.survive(F, 20, seed=0)
     assert len(got) == 20 == len(np.unique(got))
-    np.testing.assert_array_equal(got, A.survive(F, 20, seed=0))
-    front = A.non_dominated(F)
-    assert set(A.survive(F, len(front), seed=0)) == set(front)
+    np.testing.assert_array_equal(got, sel.survive(F, 20, seed=0))
+    front = sel.non_dominated(F)
+    assert set(sel.survive(F, len(front), seed=0)) == set(front)
     # identical rows: the earlier (incumbent) row wins
     same = np.ones((6, 2))
-    assert A.survive(same, 3, seed=0).tolist() == [0, 1, 2]
-    assert A.survive(F, 0, seed=0).tolist() == []
-    assert A.survive(F, 1000, seed=0).tolist() == list(range(len(F)))
-    assert A.survive(np.array([[3.0], [1.0], [2.0], [1.0]]), 2, seed=0).tolist() == [1, 3]
+    assert sel.survive(same, 3, seed=0).tolist() == [0, 1, 2]
+    assert sel.survive(F, 0, seed=0).tolist() == []
+    assert sel.survive(F, 1000, seed=0).tolist() == list(range(len(F)))
+    assert sel.survive(np.array([[3.0], [1.0], [2.0], [1.0]]), 2, seed=0).tolist() == [1, 3]
     with pytest.raises(ValueError):
-        A.survive(F, -1, seed=0)
+        sel.survive(F, -1, seed=0)
     with pytest.raises(ValueError):
-        A.survive(np.array([[np.nan, 1.0]]), 1, seed=0)
+        sel.survive(np.array([[np.nan, 1.0]]), 1, seed=0)
 
 
 def test_survive_three_objectives_nsga3():
@@ -325,16 +327,16 @@ def test_survive_three_objectives_nsga3():
     w = rng.dirichlet(np.ones(3), size=30)
     F = np.vstack([w, w[:15] + 0.2, rng.random((10, 3)) + 1.0, w[:5]])  # a front, worse copies, duplicates
     filters = list(warnings.filters)
-    a = A.survive(F, 20, seed=42)
+    a = sel.survive(F, 20, seed=42)
     assert list(warnings.filters) == filters  # pymoo's simplefilter("ignore") did not leak
-    b = A.survive(F, 20, seed=42)
+    b = sel.survive(F, 20, seed=42)
     np.testing.assert_array_equal(a, b)
     assert len(a) == 20 == len(np.unique(a)) and np.array_equal(a, np.sort(a))
-    assert set(a) <= set(A.non_dominated(F))      # 35 non-dominated rows (with duplicates) > 20
-    c = A.survive(F, 40, seed=1)                  # the whole first front fits, the rest is niched from front 2
-    assert set(A.non_dominated(F)) <= set(c) and len(c) == 40
-    assert len(A.survive(np.ones((8, 3)), 3, seed=0)) == 3  # all duplicates
-    assert len(A.survive(F, 2, seed=0)) == 2               # fewer survivors than objectives
+    assert set(a) <= set(sel.non_dominated(F))      # 35 non-dominated rows (with duplicates) > 20
+    c = sel.survive(F, 40, seed=1)                  # the whole first front fits, the rest is niched from front 2
+    assert set(sel.non_dominated(F)) <= set(c) and len(c) == 40
+    assert len(sel.survive(np.ones((8, 3)), 3, seed=0)) == 3  # all duplicates
+    assert len(sel.survive(F, 2, seed=0)) == 2               # fewer survivors than objectives
 
 
 # -- high trade-off points ---------------------------------------------------------------------------------------------
@@ -352,28 +354,28 @@ def test_high_tradeoff_agrees_with_pymoo():
     S = HighTradeoffPoints().do(F)
     warnings.filters[:] = filters
     assert S is not None and len(S) >= 1
-    got = A.high_tradeoff(F, 4)
+    got = sel.high_tradeoff(F, 4)
     assert list(warnings.filters) == filters
     assert set(got[: len(S)]) == set(S.tolist())
     assert len(got) == 4 == len(set(got.tolist()))
     # scale invariance: the front is normalised internally
-    np.testing.assert_array_equal(A.high_tradeoff(F * [3e6, 1.0] + [1e5, 0.0], 4), got)
+    np.testing.assert_array_equal(sel.high_tradeoff(F * [3e6, 1.0] + [1e5, 0.0], 4), got)
 
 
 def test_high_tradeoff_fill_and_edges():
     F = _knee_front()
     dominated = F[[6, 6, 6]] + [[0.05, 0.05], [0.1, 0.02], [0.02, 0.1]]
     G = np.vstack([F[[0, 6, 20]], dominated, F[[6]]])    # 3 distinct front points, 3 dominated, 1 duplicate
-    got = A.high_tradeoff(G, 6)
+    got = sel.high_tradeoff(G, 6)
     assert len(got) == 6 == len(set(got.tolist()))
     assert set(got[:3]) == {0, 1, 2} and got[3] == 6           # front first, then its duplicate, then rank 2
     assert set(got[4:]) <= {3, 4, 5}
-    np.testing.assert_array_equal(A.high_tradeoff(G, 6), got)
-    assert len(A.high_tradeoff(G, 100)) == len(G)
-    assert A.high_tradeoff(G, 0).tolist() == []
-    assert A.high_tradeoff(np.array([[1.0, 2.0]]), 3).tolist() == [0]
+    np.testing.assert_array_equal(sel.high_tradeoff(G, 6), got)
+    assert len(sel.high_tradeoff(G, 100)) == len(G)
+    assert sel.high_tradeoff(G, 0).tolist() == []
+    assert sel.high_tradeoff(np.array([[1.0, 2.0]]), 3).tolist() == [0]
     with pytest.raises(ValueError):
-        A.high_tradeoff(np.array([[1.0], [2.0]]), 1)
+        sel.high_tradeoff(np.array([[1.0], [2.0]]), 1)
 
 
 # -- hypervolume -------------------------------------------------------------------------------------------------------
@@ -382,13 +384,13 @@ def test_high_tradeoff_fill_and_edges():
 def test_hypervolume_hand_computed():
     F = np.array([[0.2, 0.6], [0.5, 0.3]])
     # union of [0.2,1]x[0.6,1] (0.32) and [0.5,1]x[0.3,1] (0.35), overlap [0.5,1]x[0.6,1] (0.2)
-    assert A.hypervolume(F, [1.0, 1.0]) == pytest.approx(0.47)
-    assert A.hypervolume(F, 1.0) == pytest.approx(0.47)
+    assert ind.hypervolume(F, [1.0, 1.0]) == pytest.approx(0.47)
+    assert ind.hypervolume(F, 1.0) == pytest.approx(0.47)
     with_dominated = np.vstack([F, [[0.6, 0.7], [0.5, 0.3]], [[1.2, 0.1]], [[1.0, 0.05]]])
-    assert A.hypervolume(with_dominated, 1.0) == pytest.approx(0.47)   # dominated / beyond-ref points add 0
-    assert A.hypervolume(np.array([[1.5, 1.5]]), 1.0) == 0.0
-    assert A.hypervolume(np.zeros((0, 2)), 1.0) == 0.0
-    assert A.hypervolume(np.array([[0.5, 0.5, 0.5]]), 1.05) == pytest.approx(0.55 ** 3)
+    assert ind.hypervolume(with_dominated, 1.0) == pytest.approx(0.47)   # dominated / beyond-ref points add 0
+    assert ind.hypervolume(np.array([[1.5, 1.5]]), 1.0) == 0.0
+    assert ind.hypervolume(np.zeros((0, 2)), 1.0) == 0.0
+    assert ind.hypervolume(np.array([[0.5, 0.5, 0.5]]), 1.05) == pytest.approx(0.55 ** 3)
 
 
 def test_fixed_normalisation_makes_hv_comparable():
@@ -397,21 +399,21 @@ def test_fixed_normalisation_makes_hv_comparable():
     front = np.array([[0.30, 1e6, 2e7], [0.20, 2e6, 5e7], [0.15, 3e6, 8e7]])
     # another run's archive: the same front plus a dominated, very large network
     other = np.vstack([front, [[0.40, 3.9e6, 9.9e7]]])
-    Fn = A.normalise(front, names, max_costs)
+    Fn = ind.normalise(front, names, max_costs)
     np.testing.assert_allclose(Fn[:, 0], front[:, 0])
     np.testing.assert_allclose(Fn[:, 1:], front[:, 1:] / [4e6, 1e8])
-    hv1 = A.hypervolume(Fn, 1.05)
-    hv2 = A.hypervolume(A.normalise(other, names, max_costs), 1.05)
+    hv1 = ind.hypervolume(Fn, 1.05)
+    hv2 = ind.hypervolume(ind.normalise(other, names, max_costs), 1.05)
     assert hv1 == hv2 > 0
     # the reference code's per-run reference point (1.01 x the archive's max) gives different values
     def per_run(F: np.ndarray) -> float:
         ref = 1.01 * F.max(axis=0)
-        return A.hypervolume(F / ref, 1.0)
+        return ind.hypervolume(F / ref, 1.0)
     assert per_run(front) != pytest.approx(per_run(other))
     with pytest.raises(ValueError, match="max_costs"):
-        A.normalise(front, names, {"params": 4e6})
+        ind.normalise(front, names, {"params": 4e6})
     with pytest.raises(ValueError, match="max_costs"):
-        A.normalise(front, names, {"params": 4e6, "macs": 0.0})
+        ind.normalise(front, names, {"params": 4e6, "macs": 0.0})
 
 
 def test_no_torch_import():

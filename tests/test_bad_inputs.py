@@ -115,7 +115,7 @@ def edit_json(src: Path, dst: Path, edit: Callable[[dict], None]) -> Path:
 
 
 def _rehash(data: dict) -> None:
-    from nat2.surrogate import _digest
+    from nat2.surrogate.storage import _digest
 
     data.pop("digest", None)
     data["digest"] = _digest(data)

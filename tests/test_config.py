@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import typing
@@ -12,8 +13,9 @@ import yaml
 from helpers import BASE_PARAMS
 
 from nat2.cli import main as cli_main
-from nat2.config import iter_keys, load_params, params_hash
+from nat2.config import iter_keys, load_params, params_hash, read_params_dict
 from nat2.errors import ConfigError
+from nat2.presets import overlay_redundancies, use_preset
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = BASE_PARAMS  # the fixed test base; tests about the repository's own file say REPO_PARAMS
@@ -121,17 +123,34 @@ def test_invalid_yaml_and_missing_file(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("preset", sorted((ROOT / "params").glob("*.yaml")), ids=lambda p: p.name)
-def test_presets_validate_and_share_the_key_set(preset: Path) -> None:
+def test_presets_are_short_overlays_that_validate(preset: Path, tmp_path: Path) -> None:
     load_params(preset)
+    assert yaml.safe_load(preset.read_text())["extends"] == "../params.yaml"
+    assert overlay_redundancies(preset) == [], "an overlay holds only the keys that differ from params.yaml"
+    # `make use` writes the same merge into params.yaml, keeping every comment of params.yaml
+    shutil.copyfile(REPO_PARAMS, tmp_path / "params.yaml")
+    assert use_preset(preset, tmp_path / "params.yaml") is True
+    assert read_params_dict(tmp_path / "params.yaml") == read_params_dict(preset)
+    assert use_preset(preset, tmp_path / "params.yaml") is False  # already there
+    comments = [line.split("#", 1)[1] for line in REPO_PARAMS.read_text().splitlines() if "#" in line]
+    written = tmp_path.joinpath("params.yaml").read_text()
+    assert sum(c in written for c in comments) >= 0.9 * len(comments)
 
-    mapping_keys = {p for p, t, _ in KEYS if typing.get_origin(t) is dict}
 
-    def shape(node: typing.Any, path: str = "") -> typing.Any:
-        if not isinstance(node, dict) or path in mapping_keys:  # a mapping-valued key is one leaf
-            return None
-        return {k: shape(v, f"{path}.{k}" if path else k) for k, v in node.items()}
-
-    assert shape(yaml.safe_load(preset.read_text())) == shape(yaml.safe_load(REPO_PARAMS.read_text()))
+def test_an_overlay_merges_sections_and_replaces_mapping_values_whole(tmp_path: Path) -> None:
+    (tmp_path / "base.yaml").write_text(REPO_PARAMS.read_text())
+    (tmp_path / "p.yaml").write_text("extends: base.yaml\ntrain:\n  lineage: {kernel: full}\n  final: kernel\n"
+                                     "  schedule: {full: {epochs: 7}}\n")
+    p = load_params(tmp_path / "p.yaml")
+    assert dict(p.train.lineage) == {"kernel": "full"} and p.train.final == "kernel"
+    assert p.train.schedule.full.epochs == 7
+    assert p.train.schedule.full.lr == load_params(REPO_PARAMS).train.schedule.full.lr
+    (tmp_path / "bad.yaml").write_text("extends: base.yaml\ntrain:\n  shedule: {}\n")
+    with pytest.raises(ConfigError, match=r"unknown key 'train.shedule'"):
+        load_params(tmp_path / "bad.yaml")
+    (tmp_path / "loop.yaml").write_text("extends: loop.yaml\nseed: 1\n")
+    with pytest.raises(ConfigError, match="cycle"):
+        load_params(tmp_path / "loop.yaml")
 
 
 def test_every_key_is_commented_in_params_yaml() -> None:

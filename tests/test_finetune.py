@@ -15,9 +15,9 @@ from test_supernet import hook_count
 import nat2
 from nat2 import archive as arc
 from nat2.config import load_params
+from nat2.context import RunContext, build_evaluator
 from nat2.costs import CostModel
 from nat2.export import run_export
-from nat2.loop import build_evaluator
 from nat2.space import Arch, SearchSpace
 from nat2.stages import assemble_supernet, extract, finetune
 from nat2.supernet import MultiExitNet
@@ -32,7 +32,7 @@ def _extracted(tmp_path: Path, overrides: dict, base: str | Path, phases: list[s
                                    str(sn)]) == 0
     params = load_params(params_file)
     space = SearchSpace.from_config(params.supernet)
-    ev = build_evaluator(params, sn, split, cache_dir=None)
+    ev = build_evaluator(RunContext.from_params(params, split), space, sn, cache_dir=None)
     G = np.stack([space.max_genome(), space.min_genome(), *space.sample(np.random.default_rng(0), 3, "arch_space")])
     archive = tmp_path / "archive.parquet"
     arc.write_archive(archive, arc.make_archive(ev.evaluate(G, iteration=0, origin="init", seed=0)))

@@ -27,3 +27,22 @@ def test_a_clone_has_the_fixed_top_level() -> None:
 
 def test_git_tracks_no_ignored_file() -> None:
     assert _git("ls-files", "--cached", "--ignored", "--exclude-standard") == []
+
+
+def test_a_repository_copy_leaves_a_users_run_behind(tmp_path) -> None:
+    """Tests copy the working tree; what a user's `make run` left in results/ and data/ must not come along."""
+    from nat2.pipeline import copy_repo
+
+    src = tmp_path / "src"
+    (src / "results/supernet").mkdir(parents=True)
+    (src / "data").mkdir()
+    for rel in ("results/README.md", "data/README.md", "nat2.txt"):
+        (src / rel).write_text(rel)
+    subprocess.run(["git", "init", "-q"], cwd=src, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=src, check=True)
+    (src / "results/supernet/full.metrics.csv").write_text("epoch\n1\n")  # a plot DVC keeps out of its cache
+    (src / "data/split.parquet").write_bytes(b"PAR1")
+    (src / "notes.txt").write_text("untracked, not a run output")
+    dest = copy_repo(src, tmp_path / "dest")
+    copied = sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file())
+    assert copied == ["data/README.md", "nat2.txt", "notes.txt", "results/README.md"]

@@ -20,10 +20,12 @@ from test_supernet import hook_count
 
 import nat2
 from nat2 import archive as arc
+from nat2 import selection as sel
 from nat2.config import load_params
 from nat2.costs import CostModel
 from nat2.export import run_export
 from nat2.pipeline import copy_repo, rerun_iteration, run_tool, smoke, smoke_line, stage_times
+from nat2.presets import use_preset
 from nat2.space import SearchSpace
 
 pytestmark = pytest.mark.slow
@@ -85,7 +87,7 @@ def test_every_output_folder_holds_a_run_manifest(tiny: dict) -> None:
 
 
 def test_report_data_equal_the_archives(tiny: dict) -> None:
-    from nat2.loop import archive_stats
+    from nat2.indicators import archive_stats, max_costs
 
     root = tiny["root"]
     params = load_params(root / "params.yaml")
@@ -94,15 +96,18 @@ def test_report_data_equal_the_archives(tiny: dict) -> None:
     model = CostModel(space, 10)
     hv = pd.read_csv(rep / "hv.csv")
     assert list(hv["iteration"]) == [0, 1, 2]
-    recorded = [json.loads((root / "results/search/iter_0/stats.json").read_text())["hv"]]
-    recorded += [json.loads((root / f"results/search/iter_{i}/adapt.json").read_text())["hv"] for i in (1, 2)]
-    for i, value in enumerate(recorded):
+    # the search stages record no HV (search.hv_ref is the report's alone); their front sizes agree with it
+    recorded = [json.loads((root / "results/search/iter_0/stats.json").read_text())]
+    recorded += [json.loads((root / f"results/search/iter_{i}/adapt.json").read_text()) for i in (1, 2)]
+    for i, stats in enumerate(recorded):
         df = arc.read_archive(root / f"results/search/iter_{i}/archive.parquet")
-        assert hv["hv"][i] == value == archive_stats(df, params, space, model)["hv"]
+        expected = archive_stats(df, params.search.objectives, max_costs(space, model), params.search.hv_ref)
+        assert "hv" not in stats and stats["front_size"] == expected["front_size"] == hv["front_size"][i]
+        assert hv["hv"][i] == expected["hv"]
     final = arc.read_archive(root / "results/search/iter_2/archive.parquet")
     F = arc.objective_matrix(final, params.search.objectives)
     front = pd.read_csv(rep / "front.csv", dtype={"id": str})
-    assert sorted(front["id"]) == sorted(final["id"].iloc[arc.non_dominated(F)])
+    assert sorted(front["id"]) == sorted(final["id"].iloc[sel.non_dominated(F)])
     points = pd.read_csv(rep / "archive.csv", dtype={"id": str}).set_index("id")
     for _, row in final.iterrows():
         assert points.loc[row["id"], "top1"] == row["top1"] and points.loc[row["id"], "macs"] == row["macs"]
@@ -187,7 +192,7 @@ def test_slurm_profile_dry_run_lists_gpu_jobs(tmp_path: Path) -> None:
 def test_dvc_reproduces_rereruns_and_round_trips(tiny: dict, tmp_path: Path) -> None:
     smk = tiny["root"]
     repo = copy_repo(ROOT, tmp_path / "repo")
-    shutil.copyfile(repo / "params/ci.yaml", repo / "params.yaml")
+    use_preset(repo / "params/ci.yaml", repo / "params.yaml")
     run_tool(["git", "init", "-q", "-b", "main"], repo)
     run_tool(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "x"], repo)
     run_tool(["git", "add", "-A"], repo)
@@ -218,6 +223,13 @@ def test_dvc_reproduces_rereruns_and_round_trips(tiny: dict, tmp_path: Path) -> 
         shutil.copytree(smk / folder, repo / folder, ignore=shutil.ignore_patterns(".snakemake_timestamp"))
     run_tool(["dvc", "commit", "-f", "-q"], repo)
     assert json.loads(run_tool(["dvc", "status", "--json"], repo).stdout) == {}
+
+    # each edit changes exactly the stages that read the key (the same contract as Snakemake's test above)
+    for dotted, (value, expected) in EDITS.items():
+        _edit(repo / "params.yaml", dotted, value)
+        status = json.loads(run_tool(["dvc", "status", "--json"], repo).stdout)
+        run_tool(["git", "checkout", "-q", "params.yaml"], repo)
+        assert set(status) == expected, (dotted, status)
 
     # a post-processing param: DVC sees only post-processing stages as changed
     params = yaml.safe_load((repo / "params.yaml").read_text())
@@ -273,6 +285,65 @@ def test_snakemake_reruns_one_iteration_and_post_processing(tiny: dict) -> None:
     assert "finetune" in jobs
 
 
+#: one edit of each kind, and the stages it must schedule (the exact-dependency contract of nat2/workflow.py):
+#: a phase's own schedule reruns that phase only, a checkpoint cadence nothing, the HV reference only the report,
+#: the shard list only the initial evaluations (and the archive that reads them)
+EDITS = {
+    "train.schedule.expand_2.lr": (0.005, {"train_phase@expand_2"}),
+    "train.checkpoint_minutes": (1.0, set()),
+    "search.hv_ref": (1.1, {"report"}),
+    "search.shards": ([0, 1, 2], {"evaluate_shard@0", "evaluate_shard@1", "evaluate_shard@2", "init_archive"}),
+}
+
+
+def _edit(params_file: Path, dotted: str, value: object) -> str:
+    """Set one key of a params file; returns the original text."""
+    original = params_file.read_text()
+    data = yaml.safe_load(original)
+    node = data
+    *parents, last = dotted.split(".")
+    for part in parents:
+        node = node[part]
+    node[last] = value
+    params_file.write_text(yaml.safe_dump(data, sort_keys=False))
+    return original
+
+
+#: Snakemake's reasons that are a job's own (an upstream job that will run is not one of them)
+OWN_REASONS = ("Params have changed", "Missing output files", "Set of input files has changed", "Code has changed",
+               "Forced execution", "Updated input files")
+
+
+def _scheduled_by_snakemake(root: Path) -> tuple[set[str], set[str]]:
+    """Jobs a dry run schedules for a reason of their own, and those it schedules only because an upstream job will
+    run (Snakemake then names that reason alone, so a job downstream of a changed one may hide its own)."""
+    dry = run_tool(["snakemake", "--cores", "2", "--dry-run", "--nocolor"], root).stdout
+    own, upstream = set(), set()
+    for block in dry.split("\nrule ")[1:]:
+        rule = block.split(":", 1)[0]
+        fields = dict(line.strip().split(": ", 1) for line in block.splitlines()[1:] if ": " in line)
+        if rule == "all":
+            continue
+        wildcard = fields.get("wildcards", "")
+        job = f"{rule}@{wildcard.split('=', 1)[1]}" if wildcard else rule
+        (own if any(r in fields.get("reason", "") for r in OWN_REASONS) else upstream).add(job)
+    return own, upstream
+
+
+def test_each_setting_schedules_exactly_the_stages_that_read_it_in_snakemake(tiny: dict) -> None:
+    root = tiny["root"]
+    for dotted, (value, expected) in EDITS.items():
+        original = _edit(root / "params.yaml", dotted, value)
+        try:
+            own, upstream = _scheduled_by_snakemake(root)
+        finally:
+            (root / "params.yaml").write_text(original)
+        # every job rerun for its own reason reads the key; the others that read it are downstream of one
+        assert own <= expected <= own | upstream, (dotted, own, upstream)
+        if not expected:
+            assert not own and not upstream, (dotted, own, upstream)
+
+
 def _job_table(text: str) -> dict[str, int]:
     """Rule -> job count from Snakemake's "Job stats" table (the total row and the header excluded)."""
     lines = text.splitlines()
@@ -299,7 +370,7 @@ def test_a_real_slurm_run_equals_the_local_run(tiny: dict, tmp_path: Path) -> No
 
     with local_slurm(tmp_path / "slurm"):
         repo = copy_repo(ROOT, tmp_path / "repo")
-        shutil.copyfile(repo / "params/ci.yaml", repo / "params.yaml")
+        use_preset(repo / "params/ci.yaml", repo / "params.yaml")
         start = time.perf_counter()
         out = run_tool(["snakemake", "--workflow-profile", "profiles/slurm", "--slurm-status-command", "squeue",
                         "--jobs", "2"], repo)

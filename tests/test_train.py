@@ -161,7 +161,7 @@ def test_allowed_set_sampling_covers_exactly_the_set() -> None:
 def test_ens_kd_targets_are_the_weighted_exit_logits() -> None:
     p = load_params(BASE_PARAMS)
     space = SearchSpace.from_config(p.supernet)
-    teacher = build_width_net(p, space, 1.0, 10).eval()
+    teacher = build_width_net(p.supernet, p.seed, space, 1.0, 10).eval()
     teacher.set_active(space.max_arch())
     x = torch.randn(4, 3, 28, 28)
     targets = phase_teacher_targets(teacher, True, p.train.exit_weights)(x)
@@ -189,8 +189,9 @@ def test_bad_phase_invocations_fail_with_one_line(synthetic_full: tuple[Path, Pa
     assert "corrupt" in err and len(err.splitlines()) == 1
     assert not (d / "x.pt").exists()
     with pytest.raises(Nat2Error, match="phase"):
-        load_phase_weights(build_width_net(load_params(params), SearchSpace.from_config(
-            load_params(params).supernet), 1.0, 10), full, "kernel")
+        load_phase_weights(build_width_net(load_params(params).supernet, load_params(params).seed,
+                                           SearchSpace.from_config(load_params(params).supernet), 1.0, 10),
+                           full, "kernel")
 
 
 def test_schedule_rules_fail_validation(tmp_path: Path) -> None:
@@ -238,7 +239,7 @@ def test_training_really_learns_on_fashion_mnist(tmp_path: Path) -> None:
     min_kernel = dataclasses.replace(max_arch, kernel_sizes=tuple(3 if k else 0 for k in max_arch.kernel_sizes))
     top1 = {}
     for name, ckpt in (("full", full), ("kernel", kernel)):
-        net = build_width_net(p, space, 1.0, source.num_classes)
+        net = build_width_net(p.supernet, p.seed, space, 1.0, source.num_classes)
         load_phase_weights(net, ckpt)
         net.to(memory_format=torch.channels_last)
         top1[name] = {a: evaluate_arch(net, arch, calib, val, calib_batch_size=100, eval_batch_size=250)
@@ -267,8 +268,8 @@ def test_data_parallel_equals_accumulated_half_batches(synthetic_full: tuple[Pat
                    capture_output=True)
     ca, cb = load_checkpoint(a, "phase")["widths"]["w100"], load_checkpoint(b, "phase")["widths"]["w100"]
     assert ca["state"]["step"] == cb["state"]["step"] == 5
-    names = dict(build_width_net(load_params(single), SearchSpace.from_config(load_params(single).supernet), 1.0,
-                                 10).named_parameters())
+    names = dict(build_width_net(load_params(single).supernet, load_params(single).seed,
+                                 SearchSpace.from_config(load_params(single).supernet), 1.0, 10).named_parameters())
     for k in names:
         torch.testing.assert_close(ca["model"][k], cb["model"][k], rtol=1e-5, atol=1e-5, msg=k)
     start = load_checkpoint(full, "phase")["widths"]["w100"]["model"]
@@ -320,7 +321,7 @@ def test_init_from_ofa_loads_the_body_and_keeps_a_fresh_classifier(tmp_path: Pat
                                   depth_list=[2, 3, 4], width_mult=1.0)
     torch.save(ofa.state_dict(), tmp_path / "ofa_w1.0.pth")
     p = load_params(BASE_PARAMS)
-    net = build_width_net(p, SearchSpace.from_config(p.supernet), 1.0, 10)
+    net = build_width_net(p.supernet, p.seed, SearchSpace.from_config(p.supernet), 1.0, 10)
     fresh = net.heads["5"].classifier.weight.clone()
     _init_weights(net, f"ofa:{tmp_path}/ofa_w{{w}}.pth")
     torch.testing.assert_close(net.stages[4].layers[3].mbconv.dw_conv.weight,

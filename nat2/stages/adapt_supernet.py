@@ -11,8 +11,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from nat2.adapt import adapt_supernet_step
+from nat2.context import RunContext
+from nat2.search.adapt import adapt_supernet_step
+from nat2.space import SearchSpace
 from nat2.stages._common import base_parser, load, run_stage, write_stage_manifest
+from nat2.stages._resume import adapt_supernet_resume
 
 __all__ = ["main"]
 
@@ -35,8 +38,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def _body(args: argparse.Namespace) -> None:
     params = load(args)
-    adapt_supernet_step(params, args.iteration, args.archive, args.supernet, args.split, args.full,
-                        args.out_supernet, args.out_archive, args.stats, args.partial_root, args.cache_dir)
+    adapt_supernet_step(params.search, params.train, SearchSpace.from_config(params.supernet),
+                        RunContext.from_params(params, args.split), args.iteration, args.archive, args.supernet,
+                        args.full, args.out_supernet, args.out_archive, args.stats, dropout=params.supernet.dropout,
+                        resume_settings=adapt_supernet_resume(params), partial_root=args.partial_root,
+                        cache_dir=args.cache_dir)
     write_stage_manifest("adapt_supernet", params, args.out_archive, uses_device=True,
                          inputs={"archive": args.archive, "supernet": args.supernet, "split": args.split,
                                  "full": args.full})

@@ -13,8 +13,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from nat2.context import RunContext
 from nat2.errors import Nat2Error
-from nat2.loop import evaluate_shard
+from nat2.search.initial import evaluate_shard
+from nat2.space import SearchSpace
 from nat2.stages._common import base_parser, load, run_stage, write_stage_manifest
 
 __all__ = ["main"]
@@ -38,7 +40,8 @@ def _body(args: argparse.Namespace) -> None:
     if not index.isdigit() or (count and (not count.isdigit() or int(count) != len(params.search.shards))):
         raise Nat2Error(f"--shard {args.shard}: give i or i/n with n = len(search.shards) = "
                         f"{len(params.search.shards)}")
-    evaluate_shard(params, args.genomes, args.supernet, args.split, int(index), args.out, cache_dir=args.cache_dir)
+    evaluate_shard(RunContext.from_params(params, args.split), SearchSpace.from_config(params.supernet),
+                   params.search.shards, int(index), args.genomes, args.supernet, args.out, cache_dir=args.cache_dir)
     write_stage_manifest("evaluate", params, args.out, uses_device=True,
                          inputs={"genomes": args.genomes, "supernet": args.supernet, "split": args.split})
 

@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
+from nat2.context import RunContext
 from nat2.extract import extract_slots
+from nat2.manifest import write_manifest
+from nat2.space import SearchSpace
 from nat2.stages._common import base_parser, load, run_stage
 
 __all__ = ["main"]
@@ -28,7 +32,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _body(args: argparse.Namespace) -> None:
-    extract_slots(load(args), args.archive, args.supernet, args.split, args.out)
+    params = load(args)
+
+    def manifest(path: Path, device: str, extra: dict[str, Any]) -> None:
+        write_manifest(path, "extract", params, device, extra=extra)
+
+    extract_slots(params.search.objectives, len(params.postprocess.slots), SearchSpace.from_config(params.supernet),
+                  RunContext.from_params(params, args.split), args.archive, args.supernet, args.out,
+                  manifest=manifest)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,9 +12,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
+from nat2.context import RunContext
 from nat2.finetune import finetune_slot
+from nat2.manifest import write_manifest
+from nat2.space import SearchSpace
 from nat2.stages._common import base_parser, load, run_stage
+from nat2.stages._resume import finetune_resume
 
 __all__ = ["main"]
 
@@ -30,7 +35,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _body(args: argparse.Namespace) -> None:
-    finetune_slot(load(args), args.slot, args.supernet, args.split, args.out, args.partial_root)
+    params = load(args)
+
+    def manifest(path: Path, device: str, extra: dict[str, Any]) -> None:
+        write_manifest(path, "finetune", params, device, extra=extra)
+
+    finetune_slot(params.postprocess.finetune, SearchSpace.from_config(params.supernet),
+                  RunContext.from_params(params, args.split), args.slot, args.supernet, args.out,
+                  resume_settings=finetune_resume(params), manifest=manifest, partial_root=args.partial_root)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from nat2.loop import fit_surrogate_step
+from nat2.search.fit import fit_surrogate_step
+from nat2.space import SearchSpace
 from nat2.stages._common import base_parser, load, run_stage, write_stage_manifest
 
 __all__ = ["main"]
@@ -27,7 +28,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _body(args: argparse.Namespace) -> None:
     params = load(args)
-    fit_surrogate_step(params, args.iteration, args.archive, args.out, args.report)
+    fit_surrogate_step(params.search, SearchSpace.from_config(params.supernet), args.iteration, args.archive,
+                       args.out, args.report, seed=params.seed, threads=params.runtime.threads)
     write_stage_manifest("fit_surrogate", params, args.report, uses_device=False, inputs={"archive": args.archive})
 
 

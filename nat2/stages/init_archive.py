@@ -13,8 +13,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from nat2.context import RunContext
 from nat2.errors import Nat2Error
-from nat2.loop import init_archive
+from nat2.search.initial import init_archive
+from nat2.space import SearchSpace
 from nat2.stages._common import base_parser, load, run_stage, write_stage_manifest
 
 __all__ = ["main"]
@@ -37,7 +39,8 @@ def _body(args: argparse.Namespace) -> None:
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
         raise Nat2Error(f"evaluation shard(s) missing: {', '.join(missing)}; run the evaluate stage for each shard")
-    init_archive(params, files, args.supernet, args.split, args.out, args.out_supernet, args.stats)
+    init_archive(params.search, SearchSpace.from_config(params.supernet), RunContext.from_params(params, args.split),
+                 files, args.supernet, args.out, args.out_supernet, args.stats)
     write_stage_manifest("init_archive", params, args.out, uses_device=False,
                          inputs={**{f"shard_{i}": f for i, f in zip(params.search.shards, files, strict=True)},
                                  "supernet": args.supernet, "split": args.split})

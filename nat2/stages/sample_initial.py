@@ -8,7 +8,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from nat2.loop import sample_initial
+from nat2.search.initial import sample_initial
+from nat2.space import SearchSpace
 from nat2.stages._common import base_parser, load, run_stage, write_stage_manifest
 
 __all__ = ["main"]
@@ -22,7 +23,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _body(args: argparse.Namespace) -> None:
     params = load(args)
-    sample_initial(params, args.out)
+    sample_initial(params.search, SearchSpace.from_config(params.supernet), params.seed, args.out)
     write_stage_manifest("sample_initial", params, args.out, uses_device=False, inputs={})
 
 

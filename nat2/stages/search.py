@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from nat2.loop import search_step
+from nat2.context import RunContext
+from nat2.search.propose import propose_candidates
+from nat2.space import SearchSpace
 from nat2.stages._common import base_parser, load, run_stage, write_stage_manifest
 
 __all__ = ["main"]
@@ -29,7 +31,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def _body(args: argparse.Namespace) -> None:
     params = load(args)
-    search_step(params, args.iteration, args.archive, args.surrogate, args.split, args.out, args.stats)
+    propose_candidates(params.search, SearchSpace.from_config(params.supernet),
+                       RunContext.from_params(params, args.split), args.iteration, args.archive, args.surrogate,
+                       args.out, args.stats)
     write_stage_manifest("search", params, args.out, uses_device=False,
                          inputs={"archive": args.archive, "surrogate": args.surrogate, "split": args.split})
 

@@ -16,7 +16,10 @@ import argparse
 from pathlib import Path
 
 from nat2.config import PHASES
+from nat2.context import RunContext
+from nat2.manifest import write_manifest
 from nat2.stages._common import base_parser, load, run_stage
+from nat2.stages._resume import train_supernet_resume
 from nat2.train import PhaseInputs, run_phase
 
 __all__ = ["main"]
@@ -35,8 +38,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _body(args: argparse.Namespace) -> None:
-    run_phase(PhaseInputs(params=load(args), phase=args.phase, split=args.split, out=args.out, init=args.init,
-                          full=args.full, partial_root=args.partial_root))
+    params = load(args)
+    summary = run_phase(PhaseInputs(ctx=RunContext.from_params(params, args.split), supernet=params.supernet,
+                                    train=params.train, phase=args.phase, out=args.out,
+                                    resume_settings=train_supernet_resume(params, args.phase),
+                                    init=args.init, full=args.full,
+                                    partial_root=args.partial_root))
+    if summary is not None:  # the main process of a data-parallel run
+        write_manifest(args.out.with_name(f"{args.out.stem}.manifest.json"), "train_supernet", params,
+                       summary.device, extra={"phase": args.phase, "run_hash": summary.run_hash,
+                                              "world_size": summary.world_size, "validation": summary.validation})
 
 
 def main(argv: list[str] | None = None) -> int:

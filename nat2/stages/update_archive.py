@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from nat2.loop import update_archive_step
+from nat2.context import RunContext
+from nat2.search.update import update_archive_step
+from nat2.space import SearchSpace
 from nat2.stages._common import base_parser, load, run_stage, write_stage_manifest
 
 __all__ = ["main"]
@@ -33,8 +35,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def _body(args: argparse.Namespace) -> None:
     params = load(args)
-    update_archive_step(params, args.iteration, args.archive, args.candidates, args.supernet, args.split,
-                        args.out, args.stats, cache_dir=args.cache_dir)
+    update_archive_step(params.search, SearchSpace.from_config(params.supernet),
+                        RunContext.from_params(params, args.split), args.iteration, args.archive, args.candidates,
+                        args.supernet, args.out, args.stats, cache_dir=args.cache_dir)
     write_stage_manifest("update_archive", params, args.out, uses_device=True,
                          inputs={"archive": args.archive, "candidates": args.candidates, "supernet": args.supernet,
                                  "split": args.split})

@@ -4,33 +4,33 @@ Outputs of ``--out results/supernet/kernel.pt``: the phase checkpoint itself (fo
 optimiser state, epoch/step, RNG state, validation; plus the run hash), ``kernel.metrics.csv`` (one row per width
 and epoch, for DVC plots) and ``kernel.manifest.json``. In-phase checkpoints live in
 ``results/.partial/train_supernet/<phase>-<hash>/``, outside every declared pipeline output, so neither Snakemake
-nor DVC deletes them before a rerun resumes.
+nor DVC deletes them before a rerun resumes. The stage writes the manifest from what :func:`run_phase` returns.
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from nat2.checkpoint import load_checkpoint, save_checkpoint
-from nat2.config import PHASES, Params, params_hash, to_dict
-from nat2.data import EvalSet, TrainLoader, load_source, read_split
+from nat2.config import PHASES, SuperNetConfig, TrainConfig, params_hash
+from nat2.context import RunContext
+from nat2.data import EvalSet
 from nat2.errors import Nat2Error
 from nat2.io import csv_text, write_text
-from nat2.manifest import file_digest, write_manifest
-from nat2.runtime import memory_format, setup_torch
+from nat2.manifest import file_digest
 from nat2.seeds import torch_generator
 from nat2.space import ElasticChoices, SearchSpace
-from nat2.supernet import SuperNet, load_ofa_state_dict, recalibrate_bn
-from nat2.train.distributed import broadcast_model, init_distributed
-from nat2.train.progressive import phase_spec, train_phase
+from nat2.supernet import SuperNet, load_ofa_state_dict
+from nat2.train.distributed import DistInfo, broadcast_model, init_distributed
+from nat2.train.progressive import StepSettings, phase_spec, train_phase
 
-__all__ = ["PhaseInputs", "build_width_net", "load_phase_weights", "read_phase", "run_phase", "width_key"]
+__all__ = ["PhaseInputs", "PhaseSummary", "build_width_net", "load_phase_weights", "read_phase", "run_phase",
+           "width_key"]
 
 log = logging.getLogger(__name__)
 
@@ -39,16 +39,38 @@ CSV_COLUMNS = ("phase", "width", "epoch", "lr", "train_loss", "train_top1", "val
 
 @dataclass(frozen=True)
 class PhaseInputs:
-    """Everything one ``train_supernet`` invocation needs (paths come from the pipeline)."""
+    """Everything one ``train_supernet`` invocation needs (paths come from the pipeline).
 
-    params: Params
+    Attributes:
+        ctx: the run context (device, data, split).
+        supernet: the super-net's settings; train: super-net training's.
+        phase: the phase to train.
+        out: the phase checkpoint to write.
+        resume_settings: the settings an in-phase checkpoint must match to be resumed (the stage's resume key).
+        init: the previous phase's checkpoint; full: the first phase's (a teacher).
+        partial_root: where in-phase checkpoints live; progress: show a progress bar (None: on terminals).
+    """
+
+    ctx: RunContext
+    supernet: SuperNetConfig
+    train: TrainConfig
     phase: str
-    split: Path
     out: Path
+    resume_settings: Mapping[str, Any] = field(default_factory=dict)
     init: Path | None = None
     full: Path | None = None
     partial_root: Path = Path("results/.partial/train_supernet")
     progress: bool | None = None
+
+
+@dataclass(frozen=True)
+class PhaseSummary:
+    """What the stage records in the phase's manifest (the main process's run only)."""
+
+    device: str
+    run_hash: str
+    world_size: int
+    validation: dict[str, Any]
 
 
 def width_key(width: float) -> str:
@@ -56,11 +78,12 @@ def width_key(width: float) -> str:
     return f"w{round(float(width) * 100):03d}"
 
 
-def build_width_net(params: Params, space: SearchSpace, width: float, num_classes: int) -> SuperNet:
-    """A freshly initialised super-net of one width (seeded from params, one stream per width)."""
-    sn = params.supernet
-    gen = torch_generator(params.seed, "train_supernet", 0, space.width_mults.index(width))
-    return SuperNet(space.variant, width, num_classes, sn.dropout, sn.bn_momentum, sn.bn_eps, generator=gen)
+def build_width_net(supernet: SuperNetConfig, seed: int, space: SearchSpace, width: float,
+                    num_classes: int) -> SuperNet:
+    """A freshly initialised super-net of one width (seeded from the root seed, one stream per width)."""
+    gen = torch_generator(seed, "train_supernet", 0, space.width_mults.index(width))
+    return SuperNet(space.variant, width, num_classes, supernet.dropout, supernet.bn_momentum, supernet.bn_eps,
+                    generator=gen)
 
 
 def read_phase(path: Path, space: SearchSpace, num_classes: int | None = None,
@@ -121,41 +144,40 @@ def _init_weights(net: SuperNet, init: str) -> None:
              "; classifiers re-initialised for the new class count" if resized else "")
 
 
-def _teacher(params: Params, phase: str, width: float, source_path: Path, space: SearchSpace, num_classes: int,
-             calib: EvalSet, fmt: torch.memory_format, device: torch.device) -> SuperNet:
+def _teacher(inputs: PhaseInputs, width: float, source_path: Path, space: SearchSpace, num_classes: int,
+             calib: EvalSet) -> SuperNet:
     """The KD teacher: a max network, BN recalibrated.
 
     It is the previous phase's (``pet``), the full phase's (``fixed``), or for every width the full phase's widest
     one (``widest``, NAT2's transfer warm-up).
     """
-    src_phase = params.train.previous(phase) if params.train.teacher == "pet" else params.train.phases[0]
-    if params.train.teacher == "widest":
+    train, phase = inputs.train, inputs.phase
+    src_phase = train.previous(phase) if train.teacher == "pet" else train.phases[0]
+    if train.teacher == "widest":
         width = max(space.width_mults)
-    teacher = build_width_net(params, space, width, num_classes).eval()
+    teacher = build_width_net(inputs.supernet, inputs.ctx.seed, space, width, num_classes)
     load_phase_weights(teacher, source_path, src_phase)
-    teacher = teacher.to(device=device, memory_format=fmt)
-    teacher.set_active(ElasticChoices.from_phase(getattr(params.train.schedule, src_phase), space).max_arch(
-        space, width, max(space.resolutions)))
-    # recalibrated on the calibration images at every resolution the teacher will see
-    batches = [x for r in space.resolutions for x, _ in calib.batches(r, params.data.calib_batch_size)]
-    recalibrate_bn(teacher, batches, forward="forward_all_exits" if space.variant.early_exit else "forward")
-    for p in teacher.parameters():
-        p.requires_grad_(False)
-    return teacher
+    arch = ElasticChoices.from_phase(getattr(train.schedule, src_phase), space).max_arch(
+        space, width, max(space.resolutions))
+    return inputs.ctx.frozen_teacher(teacher, arch, space, calib)
 
 
-def run_phase(inputs: PhaseInputs) -> None:
-    """Train one phase for every width (one chain per width) and write the phase checkpoint, CSV and manifest.
+def run_phase(inputs: PhaseInputs) -> PhaseSummary | None:
+    """Train one phase for every width (one chain per width) and write the phase checkpoint and its CSV.
 
     Each width is trained on its own, with its own optimiser; a finished width is parked in the partial folder,
-    so a rerun after a kill skips it and resumes the width that was in progress.
+    so a rerun after a kill skips it and resumes the width that was in progress. The resume key is
+    ``inputs.resume_settings`` with the phase, the digests of the initial and teacher checkpoints and the number
+    of processes; it is stored in the phase checkpoint.
+
+    Returns:
+        What the manifest records, in the main process; None in the other data-parallel processes.
     """
-    params, phase = inputs.params, inputs.phase
-    train = params.train
+    ctx, train, phase = inputs.ctx, inputs.train, inputs.phase
     if phase not in train.phases:
         raise Nat2Error(f"phase {phase!r} is not in the train.lineage chain {list(train.phases)}; add it or pick "
                         "another phase")
-    space = SearchSpace.from_config(params.supernet)
+    space = SearchSpace.from_config(inputs.supernet)
     first = phase == train.phases[0]
     if not first and inputs.init is None:
         raise Nat2Error(f"phase {phase} continues {train.previous(phase)}: pass --init <its checkpoint>")
@@ -164,19 +186,13 @@ def run_phase(inputs: PhaseInputs) -> None:
         teacher_src = inputs.init if train.teacher == "pet" else inputs.full
         if teacher_src is None:
             raise Nat2Error(f"train.teacher = {train.teacher}: pass --full <the {train.phases[0]} phase checkpoint>")
-    device = setup_torch(params.runtime)
-    dist = init_distributed(device)
-    fmt = memory_format(params.runtime)
-    source = load_source(params.data, params.seed, threads=params.runtime.threads)
-    split = read_split(inputs.split)
-    split.check_source(source)
+    dist = init_distributed(ctx.device)
+    _ = ctx.split  # the dataset, then the split file, checked against it
+    num_classes = ctx.source.num_classes
     if inputs.init is not None:
-        read_phase(inputs.init, space, source.num_classes, train.previous(phase))
-    calib = EvalSet(source, split, "calib", device=device, memory_format=fmt, augment=params.data.augment,
-                    seed=params.seed)
-    val = EvalSet(source, split, "val", device=device, memory_format=fmt)
-    run_hash = params_hash({"seed": params.seed, "data": to_dict(params.data), "supernet": to_dict(params.supernet),
-                            "train": to_dict(train), "phase": phase, "init": file_digest(inputs.init),
+        read_phase(inputs.init, space, num_classes, train.previous(phase))
+    calib, val = ctx.evalset("calib"), ctx.evalset("val")
+    run_hash = params_hash({**inputs.resume_settings, "phase": phase, "init": file_digest(inputs.init),
                             "teacher": file_digest(teacher_src), "world_size": dist.world_size}, length=16)
     partial = inputs.partial_root / f"{phase}-{run_hash}"
     widths: dict[str, Any] = {}
@@ -190,49 +206,44 @@ def run_phase(inputs: PhaseInputs) -> None:
             widths[wkey] = {k: v for k, v in parked.items() if k not in ("format", "version", "kind")}
             log.info("%s %s: already trained (partial folder), skipping", phase, wkey)
         else:
-            widths[wkey] = _train_width(params, phase, width, space, source, split, calib, val, inputs, teacher_src,
-                                        device, dist, fmt, run_hash, partial / wkey)
+            widths[wkey] = _train_width(inputs, width, space, calib, val, teacher_src, dist, run_hash, partial / wkey)
             if dist.is_main:
                 save_checkpoint(done, "phase-width", widths[wkey])
         history += [{**row, "width": width} for row in widths[wkey]["state"]["history"]]
     if not dist.is_main:
-        return
+        return None
     out = inputs.out
-    save_checkpoint(out, "phase", {"variant": space.variant.name, "num_classes": source.num_classes,
+    save_checkpoint(out, "phase", {"variant": space.variant.name, "num_classes": num_classes,
                                    "phase": phase, "run_hash": run_hash, "widths": widths})
     write_text(out.with_name(f"{out.stem}.metrics.csv"), csv_text(history, CSV_COLUMNS))
-    write_manifest(out.with_name(f"{out.stem}.manifest.json"), "train_supernet", params, str(device), extra={
-        "phase": phase, "run_hash": run_hash, "world_size": dist.world_size, "validation": {
-            k: {m: v for m, v in w["validation"].items() if m != "subnets"} for k, w in widths.items()}})
     shutil.rmtree(partial, ignore_errors=True)
+    return PhaseSummary(device=str(ctx.device), run_hash=run_hash, world_size=dist.world_size, validation={
+        k: {m: v for m, v in w["validation"].items() if m != "subnets"} for k, w in widths.items()})
 
 
-def _train_width(params: Params, phase: str, width: float, space: SearchSpace, source: Any, split: Any,
-                 calib: EvalSet, val: EvalSet, inputs: PhaseInputs, teacher_src: Path | None,
-                 device: torch.device, dist: Any, fmt: torch.memory_format, run_hash: str,
-                 partial: Path) -> dict[str, Any]:
-    train = params.train
-    net = build_width_net(params, space, width, source.num_classes)
+def _train_width(inputs: PhaseInputs, width: float, space: SearchSpace, calib: EvalSet, val: EvalSet,
+                 teacher_src: Path | None, dist: DistInfo, run_hash: str, partial: Path) -> dict[str, Any]:
+    ctx, train, phase = inputs.ctx, inputs.train, inputs.phase
+    num_classes = ctx.source.num_classes
+    net = build_width_net(inputs.supernet, ctx.seed, space, width, num_classes)
     if phase == train.phases[0]:
-        _init_weights(net, params.supernet.init)
+        _init_weights(net, inputs.supernet.init)
     else:
         load_phase_weights(net, inputs.init, train.previous(phase))
     if phase.startswith("expand_"):
         net.reorder_channels(int(phase.split("_")[1]) - 1)  # OFA: sort before each elastic-expand phase
-    net = net.to(device=device, memory_format=fmt)
+    net = net.to(device=ctx.device, memory_format=ctx.memory_format)
     broadcast_model(net, dist)
     teacher = None
     if teacher_src is not None:
-        teacher = _teacher(params, phase, width, teacher_src, space, source.num_classes, calib, fmt, device)
-    loader = TrainLoader(source, split, batch_size=train.batch_size, resolutions=space.resolutions,
-                         augment=params.data.augment, seed=params.seed, stage="train_supernet",
-                         iteration=PHASES.index(phase), device=device, memory_format=fmt, rank=dist.rank,
-                         world_size=dist.world_size)
-    result = train_phase(net, space, phase_spec(phase, train, space, width), train, loader, teacher=teacher,
-                         calib=calib, val=val,
-                         seed=params.seed, calib_batch_size=params.data.calib_batch_size,
-                         eval_batch_size=params.data.eval_batch_size, device=device, memory_format=fmt,
-                         partial_dir=partial, run_hash=run_hash, dist=dist, progress=inputs.progress)
+        teacher = _teacher(inputs, width, teacher_src, space, num_classes, calib)
+    loader = ctx.train_loader(batch_size=train.batch_size, resolutions=space.resolutions, stage="train_supernet",
+                              iteration=PHASES.index(phase), rank=dist.rank, world_size=dist.world_size)
+    result = train_phase(net, space, phase_spec(phase, train, space, width), StepSettings.of_training(train), loader,
+                         teacher=teacher, calib=calib, val=val, seed=ctx.seed,
+                         calib_batch_size=ctx.data.calib_batch_size, eval_batch_size=ctx.data.eval_batch_size,
+                         device=ctx.device, memory_format=ctx.memory_format, partial_dir=partial, run_hash=run_hash,
+                         dist=dist, progress=inputs.progress)
     return {"width_mult": width, "model": {k: v.cpu() for k, v in net.state_dict().items()},
             "optimizer": result.optimizer_state, "state": asdict(result.state), "torch_rng": result.torch_rng,
             "validation": result.validation}

@@ -38,8 +38,8 @@ from nat2.train.distributed import DistInfo, allreduce_grads
 from nat2.train.losses import aep_loss, ensemble_logits, subnet_loss
 from nat2.train.optim import build_sgd, lr_at, set_lr
 
-__all__ = ["DROPOUT_STREAM", "LoopSpec", "PhaseResult", "TrainState", "phase_spec", "phase_teacher_targets",
-           "train_phase", "validate_corners"]
+__all__ = ["DROPOUT_STREAM", "LoopSpec", "PhaseResult", "StepSettings", "TrainState", "phase_spec",
+           "phase_teacher_targets", "train_phase", "validate_corners"]
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,46 @@ class LoopSpec:
     lr_epoch_offset: int = 0
     lr_total_epochs: int | None = None
     lr_warmup_epochs: int | None = None
+
+
+@dataclass(frozen=True)
+class StepSettings:
+    """How a training run computes and applies one step, and when it checkpoints and validates.
+
+    Super-net training takes them from ``train`` (:meth:`of_training`); adaptation has its own loss and optimiser
+    settings (``search.adapt``) and shares only the execution ones (micro-batches, AMP, checkpoint cadence).
+
+    Attributes:
+        kd_ratio: weight of the distillation loss; label_smoothing: of the cross-entropy.
+        momentum, weight_decay: Nesterov SGD's (no decay on BatchNorm and biases).
+        grad_clip: max norm of the step's accumulated gradient (0 = off).
+        exit_weights: exits 1..5 in the AEP loss and the ENS-KD teacher targets.
+        micro_batches: split each batch, accumulating gradients; amp: bf16 autocast on CUDA.
+        checkpoint_every_steps, checkpoint_minutes: in-run checkpoint cadence (0 = off).
+        val_subnets: corner subnets validated; validate_every_epochs: also inside the run (0 = only at its end).
+    """
+
+    kd_ratio: float
+    label_smoothing: float
+    momentum: float
+    weight_decay: float
+    grad_clip: float
+    exit_weights: tuple[float, ...]
+    micro_batches: int
+    amp: bool
+    checkpoint_every_steps: int
+    checkpoint_minutes: float
+    val_subnets: int
+    validate_every_epochs: int
+
+    @classmethod
+    def of_training(cls, train: TrainConfig) -> StepSettings:
+        """The step settings of super-net training (``train.*``)."""
+        return cls(kd_ratio=train.kd_ratio, label_smoothing=train.label_smoothing, momentum=train.momentum,
+                   weight_decay=train.weight_decay, grad_clip=train.grad_clip, exit_weights=train.exit_weights,
+                   micro_batches=train.micro_batches, amp=train.amp,
+                   checkpoint_every_steps=train.checkpoint_every_steps, checkpoint_minutes=train.checkpoint_minutes,
+                   val_subnets=train.val_subnets, validate_every_epochs=train.validate_every_epochs)
 
 
 def phase_spec(phase: str, train: TrainConfig, space: SearchSpace, width: float) -> LoopSpec:
@@ -165,7 +205,7 @@ def _dropout_seed(seed: int, spec: LoopSpec) -> int:
     return int(seed_sequence(seed, spec.seed_stage, spec.seed_iteration, DROPOUT_STREAM).generate_state(1)[0])
 
 
-def train_phase(net: SuperNet, space: SearchSpace, spec: LoopSpec, train: TrainConfig, loader: Any, *,
+def train_phase(net: SuperNet, space: SearchSpace, spec: LoopSpec, steps: StepSettings, loader: Any, *,
                 teacher: nn.Module | None, calib: Any, val: Any, seed: int, calib_batch_size: int,
                 eval_batch_size: int, device: torch.device, memory_format: torch.memory_format,
                 partial_dir: Path | None, run_hash: str, dist: DistInfo | None = None,
@@ -176,7 +216,7 @@ def train_phase(net: SuperNet, space: SearchSpace, spec: LoopSpec, train: TrainC
         net: the super-net of one width, already initialised (previous phase, OFA weights or scratch).
         space: the search space (variant, resolutions, widths).
         spec: what to train (see :class:`LoopSpec`; :func:`phase_spec` for shrinking phases).
-        train: the ``train`` params (optimiser, loss, checkpoint settings).
+        steps: loss, optimiser, checkpoint and validation settings (:class:`StepSettings`).
         loader: a :class:`nat2.data.TrainLoader` over the train split.
         teacher: the KD teacher (max network, eval mode, BN recalibrated), or None (``full`` phase, or no KD).
         calib: calibration :class:`~nat2.data.EvalSet`.
@@ -200,7 +240,7 @@ def train_phase(net: SuperNet, space: SearchSpace, spec: LoopSpec, train: TrainC
     cos_epochs = spec.lr_total_epochs or spec.epochs
     step_offset = spec.lr_epoch_offset * steps_per_epoch
     lr_warmup = spec.warmup_epochs if spec.lr_warmup_epochs is None else spec.lr_warmup_epochs
-    optimizer = build_sgd(net, spec.lr, train.momentum, train.weight_decay)
+    optimizer = build_sgd(net, spec.lr, steps.momentum, steps.weight_decay)
     if optimizer_state is not None:
         optimizer.load_state_dict(optimizer_state)
     state = TrainState()
@@ -218,10 +258,10 @@ def train_phase(net: SuperNet, space: SearchSpace, spec: LoopSpec, train: TrainC
             log.info("%s: resuming at epoch %d batch %d (step %d)", phase, state.epoch, state.batch, state.step)
         else:
             log.warning("%s: ignoring a partial checkpoint of other settings in %s", phase, partial_dir)
-    targets_of = phase_teacher_targets(teacher, space.variant.early_exit, train.exit_weights)
-    weights = train.exit_weights
-    use_amp = train.amp and device.type == "cuda"
-    every, minutes = train.checkpoint_every_steps, train.checkpoint_minutes
+    targets_of = phase_teacher_targets(teacher, space.variant.early_exit, steps.exit_weights)
+    weights = steps.exit_weights
+    use_amp = steps.amp and device.type == "cuda"
+    every, minutes = steps.checkpoint_every_steps, steps.checkpoint_minutes
     last_save = time.monotonic()
 
     def save_partial() -> None:
@@ -263,7 +303,7 @@ def train_phase(net: SuperNet, space: SearchSpace, spec: LoopSpec, train: TrainC
                     continue
                 # micro-batches: each one's gradient is summed over the step's subnets, then the micro-batch
                 # gradients are averaged, exactly as data-parallel ranks holding one micro-batch each would
-                k = train.micro_batches
+                k = steps.micro_batches
                 acc: list[torch.Tensor | None] | None = None
                 for xm, ym in zip(x.chunk(k), y.chunk(k), strict=True):
                     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
@@ -273,11 +313,11 @@ def train_phase(net: SuperNet, space: SearchSpace, spec: LoopSpec, train: TrainC
                         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
                             if spec.sample is None and space.variant.early_exit:
                                 outs = net.forward_all_exits(xm)
-                                loss = aep_loss(outs, ym, weights, train.label_smoothing)
+                                loss = aep_loss(outs, ym, weights, steps.label_smoothing)
                                 logits = ensemble_logits(outs, weights)
                             else:
                                 logits = net(xm)
-                                loss = subnet_loss(logits, ym, train.label_smoothing, soft, train.kd_ratio)
+                                loss = subnet_loss(logits, ym, steps.label_smoothing, soft, steps.kd_ratio)
                         loss.backward()
                         step_loss += loss.item() / (len(archs) * k)
                         step_correct += int((logits.argmax(1) == ym).sum())
@@ -288,8 +328,8 @@ def train_phase(net: SuperNet, space: SearchSpace, spec: LoopSpec, train: TrainC
                         p.grad = None if g is None else g.div_(k)
                 step_correct //= len(archs)
                 allreduce_grads(net, dist)
-                if train.grad_clip > 0:
-                    nn.utils.clip_grad_norm_(net.parameters(), train.grad_clip)
+                if steps.grad_clip > 0:
+                    nn.utils.clip_grad_norm_(net.parameters(), steps.grad_clip)
                 optimizer.step()
                 state.step += 1
                 state.batch += 1
@@ -309,10 +349,10 @@ def train_phase(net: SuperNet, space: SearchSpace, spec: LoopSpec, train: TrainC
             row = {"phase": phase, "epoch": epoch + 1, "lr": lr, "train_loss": state.loss_sum / max(state.seen, 1),
                    "train_top1": 100.0 * state.correct / max(state.seen, 1), "val_top1": None}
             last = epoch + 1 == total_epochs
-            if dist.is_main and not last and spec.corners is not None and train.validate_every_epochs and \
-                    (epoch + 1) % train.validate_every_epochs == 0:
+            if dist.is_main and not last and spec.corners is not None and steps.validate_every_epochs and \
+                    (epoch + 1) % steps.validate_every_epochs == 0:
                 row["val_top1"] = validate_corners(
-                    net, space, spec.corners, train.val_subnets,
+                    net, space, spec.corners, steps.val_subnets,
                     numpy_rng(seed, spec.seed_stage, spec.seed_iteration, VALIDATION_STREAM), calib, val,
                     calib_batch_size=calib_batch_size, eval_batch_size=eval_batch_size,
                     memory_format=memory_format)["mean_top1"]
@@ -328,7 +368,7 @@ def train_phase(net: SuperNet, space: SearchSpace, spec: LoopSpec, train: TrainC
         rng_out = torch.get_rng_state()
     validation: dict[str, Any] = {}
     if dist.is_main and spec.corners is not None:
-        validation = validate_corners(net, space, spec.corners, train.val_subnets,
+        validation = validate_corners(net, space, spec.corners, steps.val_subnets,
                                       numpy_rng(seed, spec.seed_stage, spec.seed_iteration, VALIDATION_STREAM),
                                       calib, val,
                                       calib_batch_size=calib_batch_size, eval_batch_size=eval_batch_size,

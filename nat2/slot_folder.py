@@ -1,4 +1,4 @@
-"""A slot folder (``extract`` or ``finetune`` output): its model card, and the ready module it holds.
+"""Reading a slot folder (written by :mod:`nat2.extract` or :mod:`nat2.finetune`): its card and its module.
 
 A folder is ``card.json`` (architecture, variant, class count, costs, accuracies) plus ``weights.pt`` (the static
 module's state dict). The module is rebuilt from the card's architecture with the super-net's own extraction code

@@ -1,13 +1,8 @@
-"""Typed, validated run configuration loaded from ``params.yaml``.
+"""The run configuration's schema: one frozen dataclass per ``params.yaml`` section.
 
 ``params.yaml`` is the only place a setting lives: the dataclasses below declare the *shape* and the *allowed
-range* of every key but carry no default values, so no hyper-parameter is written twice. Loading walks the YAML
-tree against these dataclasses and fails on the first problem with ONE line that names the key path, the bad value
-and what is allowed, e.g.::
-
-    params.yaml: data.val_size = -3: must be an integer >= 0
-
-Library functions receive the frozen section objects (``Params.data``, ``Params.supernet``...), never raw dicts.
+range* of every key but carry no default values, so no hyper-parameter is written twice. Library functions receive
+the frozen section objects (``Params.data``, ``Params.supernet``...), never raw dicts.
 """
 
 from __future__ import annotations
@@ -15,73 +10,17 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
-import types
 import typing
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
-from nat2.errors import ConfigError
-
-__all__ = [
-    "DATASETS",
-    "OBJECTIVES",
-    "VARIANTS",
-    "DataConfig",
-    "PHASES",
-    "Params",
-    "FinetuneConfig",
-    "PhaseConfig",
-    "PostprocessConfig",
-    "PhasesConfig",
-    "RuntimeConfig",
-    "SearchConfig",
-    "SuperNetConfig",
-    "AdaptConfig",
-    "POLICIES",
-    "SURROGATES",
-    "SearchPolicy",
-    "SyntheticConfig",
-    "TrainConfig",
-    "AugmentConfig",
-    "iter_keys",
-    "load_params",
-    "min_fittable_archive",
-    "params_from_dict",
-    "params_hash",
-    "to_dict",
-]
+from nat2.config.spec import Spec, fail, key
 
 DATASETS = ("fashion_mnist", "cifar10", "cifar100", "tiny_imagenet", "imagefolder", "synthetic")
 VARIANTS = tuple(f"{e}_{b}" for e in ("se", "ee") for b in ("base", "dense", "parallel", "dense_parallel"))
 OBJECTIVES = ("error", "params", "macs", "latency")
 #: surrogates that cross-validate inside every fit (k-fold ensembles, adaptive switching): see min_fittable_archive
 NESTED_CV_SURROGATES = ("lgb", "as")
-
-
-@dataclass(frozen=True)
-class Spec:
-    """Allowed values of one key (the key's type comes from the dataclass annotation)."""
-
-    doc: str
-    ge: float | None = None
-    gt: float | None = None
-    le: float | None = None
-    lt: float | None = None
-    choices: tuple[Any, ...] | None = None
-    min_len: int | None = None
-    max_len: int | None = None
-    unique: bool = False
-    sorted: bool = False
-
-
-def key(doc: str, **constraints: Any) -> Any:
-    """Declare a required key (no default: the value must come from the params file)."""
-    return field(metadata={"spec": Spec(doc=doc, **constraints)})
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -241,7 +180,12 @@ SURROGATES = ("lgb", "rbf", "gp", "mlp", "cart", "e2epp", "as")
 
 @dataclass(frozen=True)
 class AdaptConfig:
-    """Super-net adaptation after each search iteration (NAT): training on subnets drawn from the archive."""
+    """Super-net adaptation after each search iteration (NAT): training on subnets drawn from the archive.
+
+    Its loss and optimiser settings are its own (method.md §3.5 step 8 gives the reference's, which differ from
+    super-net training's); how a step executes (``train.micro_batches``, ``train.amp``, in-run checkpoints) is
+    shared with super-net training.
+    """
 
     epochs: int = key("epochs of adaptation per iteration (0 = no adaptation)", ge=0)
     lr: float = key("peak learning rate of the cosine that spans all iterations", gt=0.0, le=10.0)
@@ -250,25 +194,15 @@ class AdaptConfig:
     smoothing: float = key("additive (Laplace) smoothing of the per-gene categorical distribution", ge=0.0)
     teacher: str = key("KD teacher: supernet_max (the current super-net's max net) or warmup_max (the full "
                        "phase's widest max net)", choices=("supernet_max", "warmup_max"))
-
-
-@dataclass(frozen=True)
-class SearchPolicy:
-    """The concrete sub-policies of a run (``search.policy`` with every ``auto`` resolved)."""
-
-    init: str
-    preprocess: bool
-    update: str
-    encoding: str
-    repair: str
-    surrogate_guided: bool
-
-
-_POLICY_DEFAULTS = {
-    "nat": SearchPolicy("uniform", False, "append", "one_hot", "push", True),
-    "nat2": SearchPolicy("arch_space", True, "survival", "integer", "fill", True),
-    "random": SearchPolicy("uniform", False, "append", "integer", "push", False),
-}
+    batch_size: int = key("images per optimiser step (global, over all data-parallel ranks; must be divisible by "
+                          "train.micro_batches)", ge=2)
+    kd_ratio: float = key("weight of the distillation loss (0 = no KD)", ge=0.0, le=100.0)
+    label_smoothing: float = key("label smoothing of the cross-entropy", ge=0.0, lt=1.0)
+    momentum: float = key("SGD (Nesterov) momentum", ge=0.0, lt=1.0)
+    weight_decay: float = key("weight decay (not applied to BatchNorm and biases)", ge=0.0, le=1.0)
+    grad_clip: float = key("clip the step's accumulated gradient norm (0 = off)", ge=0.0)
+    exit_weights: tuple[float, ...] = key("weights of exits 1..5 in the teacher's ENS-KD targets (early-exit "
+                                          "variants)", min_len=5, max_len=5, ge=0.0)
 
 
 @dataclass(frozen=True)
@@ -304,18 +238,6 @@ class SearchConfig:
                                   min_len=1, unique=True, sorted=True, ge=0)
     hv_ref: float = key("hypervolume reference point on every normalised objective", ge=1.0, le=10.0)
     adapt: AdaptConfig = key("super-net adaptation")
-
-    def resolved(self) -> SearchPolicy:
-        """The sub-policies in force: the policy's defaults, overridden by every non-auto key."""
-        base = _POLICY_DEFAULTS[self.policy]
-        return SearchPolicy(
-            init=base.init if self.init == "auto" else self.init,
-            preprocess=base.preprocess if self.preprocess == "auto" else self.preprocess == "on",
-            update=base.update if self.update == "auto" else self.update,
-            encoding=base.encoding if self.encoding == "auto" else self.encoding,
-            repair=base.repair if self.repair == "auto" else self.repair,
-            surrogate_guided=base.surrogate_guided,
-        )
 
     @property
     def iteration_order(self) -> tuple[str, ...]:
@@ -368,212 +290,53 @@ class Params:
     def check(self, source: str = "params.yaml") -> None:
         """Cross-key rules that no single key can express."""
         if self.search.objectives[0] != "error":
-            _fail("search.objectives", self.search.objectives, "must start with 'error'", source)
+            fail("search.objectives", self.search.objectives, "must start with 'error'", source)
         if "latency" in self.search.objectives:  # refused here, not after hours of super-net training
-            _fail("search.objectives", self.search.objectives, "latency is not measured yet (no latency look-up "
+            fail("search.objectives", self.search.objectives, "latency is not measured yet (no latency look-up "
                   "table); use error with params and/or macs", source)
         if not (self.supernet.init in ("scratch",) or self.supernet.init.startswith("ofa:")
                 or self.supernet.init.endswith((".pt", ".pth", ".tar"))):
-            _fail("supernet.init", self.supernet.init, "must be scratch, ofa:<path>, or a checkpoint path "
+            fail("supernet.init", self.supernet.init, "must be scratch, ofa:<path>, or a checkpoint path "
                   "(.pt/.pth/.tar)", source)
         if self.train.batch_size % self.train.micro_batches:
-            _fail("train.micro_batches", self.train.micro_batches,
+            fail("train.micro_batches", self.train.micro_batches,
                   f"must divide train.batch_size ({self.train.batch_size})", source)
         order = self.search.iteration_order
         if len(order) != len(self.search.iterations) or "0" in self.search.iterations:
-            _fail("search.iterations", self.search.iterations, "must be one chain from \"0\" (e.g. {\"1\": \"0\", "
+            fail("search.iterations", self.search.iterations, "must be one chain from \"0\" (e.g. {\"1\": \"0\", "
                   "\"2\": \"1\"}): every iteration continues the previous one", source)
         if not order or self.search.final != order[-1]:
             last = order[-1] if order else "?"
-            _fail("search.final", self.search.final, f"must be the chain's last iteration ({last})", source)
+            fail("search.final", self.search.final, f"must be the chain's last iteration ({last})", source)
         if list(self.postprocess.slots) != list(range(len(self.postprocess.slots))):
-            _fail("postprocess.slots", list(self.postprocess.slots), "must be [0, 1, ..., k-1]", source)
+            fail("postprocess.slots", list(self.postprocess.slots), "must be [0, 1, ..., k-1]", source)
         if self.postprocess.finetune.method == "aep" and not self.supernet.variant.startswith("ee_"):
-            _fail("postprocess.finetune.method", "aep", f"needs an early-exit variant (ee_*), not "
+            fail("postprocess.finetune.method", "aep", f"needs an early-exit variant (ee_*), not "
                   f"{self.supernet.variant}; use standard", source)
         if list(self.search.shards) != list(range(len(self.search.shards))):
-            _fail("search.shards", list(self.search.shards), "must be [0, 1, ..., n-1]", source)
+            fail("search.shards", list(self.search.shards), "must be [0, 1, ..., n-1]", source)
         if len(self.postprocess.slots) > self.search.archive_size:
-            _fail("postprocess.slots", list(self.postprocess.slots), f"has more slots than the archive holds "
+            fail("postprocess.slots", list(self.postprocess.slots), f"has more slots than the archive holds "
                   f"(search.archive_size = {self.search.archive_size}); use at most that many", source)
+        if self.search.adapt.batch_size % self.train.micro_batches:
+            fail("search.adapt.batch_size", self.search.adapt.batch_size,
+                  f"must be divisible by train.micro_batches ({self.train.micro_batches})", source)
+        from nat2.search.policy import resolve_policy  # the policy table is the search's
+
         smallest = min_fittable_archive(self.search.surrogate, self.search.surrogate_folds)
-        if self.search.resolved().surrogate_guided and self.search.archive_size < smallest:
-            _fail("search.archive_size", self.search.archive_size, f"is too small to fit and cross-validate the "
+        if resolve_policy(self.search).surrogate_guided and self.search.archive_size < smallest:
+            fail("search.archive_size", self.search.archive_size, f"is too small to fit and cross-validate the "
                   f"{self.search.surrogate} surrogate with search.surrogate_folds = {self.search.surrogate_folds} "
                   f"(needs >= {smallest}); raise it or lower the folds", source)
         if 0 < self.data.train_size < self.data.calib_size:
-            _fail("data.calib_size", self.data.calib_size, f"exceeds data.train_size ({self.data.train_size}): the "
+            fail("data.calib_size", self.data.calib_size, f"exceeds data.train_size ({self.data.train_size}): the "
                   "calibration subset is drawn from the train split", source)
-        from nat2.schedule import check_schedule  # the rules live with the phase definitions
+        from nat2.phases import check_schedule  # the rules live with the phase definitions
 
         problem = check_schedule(self.train, self.supernet.variant)
         if problem is not None:
             path, value, allowed = problem
-            _fail(path, value, allowed, source)
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Validation machinery
-# --------------------------------------------------------------------------------------------------------------
-
-
-def _fail(path: str, value: Any, allowed: str, source: str = "params.yaml") -> typing.NoReturn:
-    raise ConfigError(f"{source}: {path} = {value!r}: {allowed}")
-
-
-def _describe(tp: Any, spec: Spec) -> str:
-    origin = typing.get_origin(tp)
-    if origin is dict:
-        return f"must be a mapping of {_describe_scalar(str, spec)} to {_describe_scalar(str, spec)}"
-    if origin is tuple:
-        item = typing.get_args(tp)[0]
-        parts = [f"must be a list of {_describe_scalar(item, spec)}"]
-        if spec.min_len is not None and spec.max_len is not None:
-            parts.append(f"with {spec.min_len} to {spec.max_len} items")
-        elif spec.min_len is not None:
-            parts.append(f"with at least {spec.min_len} item{'s' if spec.min_len > 1 else ''}")
-        if spec.unique:
-            parts.append("no duplicates")
-        if spec.sorted:
-            parts.append("in increasing order")
-        return ", ".join(parts)
-    return "must be " + _describe_scalar(tp, spec)
-
-
-def _describe_scalar(tp: Any, spec: Spec) -> str:
-    if spec.choices is not None:
-        return "one of " + ", ".join(str(c) for c in spec.choices)
-    name = {bool: "a boolean (true/false)", int: "an integer", float: "a number", str: "a string"}[tp]
-    bounds = []
-    if spec.ge is not None:
-        bounds.append(f">= {_num(spec.ge, tp)}")
-    if spec.gt is not None:
-        bounds.append(f"> {_num(spec.gt, tp)}")
-    if spec.le is not None:
-        bounds.append(f"<= {_num(spec.le, tp)}")
-    if spec.lt is not None:
-        bounds.append(f"< {_num(spec.lt, tp)}")
-    return name + (" " + " and ".join(bounds) if bounds else "")
-
-
-def _num(v: float, tp: Any) -> str:
-    return str(int(v)) if tp is int else repr(float(v))
-
-
-def _check_scalar(value: Any, tp: Any, spec: Spec) -> bool:
-    if tp is bool:
-        ok = isinstance(value, bool)
-    elif tp is int:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif tp is float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    elif tp is str:
-        ok = isinstance(value, str)
-    else:  # pragma: no cover - a programming error in the dataclasses above
-        raise TypeError(f"unsupported config type {tp}")
-    if not ok:
-        return False
-    if spec.choices is not None and value not in spec.choices:
-        return False
-    if tp in (int, float):
-        if spec.ge is not None and not value >= spec.ge:
-            return False
-        if spec.gt is not None and not value > spec.gt:
-            return False
-        if spec.le is not None and not value <= spec.le:
-            return False
-        if spec.lt is not None and not value < spec.lt:
-            return False
-        if tp is float and value != value:  # NaN
-            return False
-    return True
-
-
-def _convert(cls: type, raw: Any, path: str, source: str) -> Any:
-    """Validate ``raw`` against dataclass ``cls`` and build it (``path`` is the dotted key prefix)."""
-    where = path or "top level"
-    if not isinstance(raw, Mapping):
-        _fail(path or "<file>", raw, f"must be a mapping of keys ({where})", source)
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    for name in raw:
-        if name not in fields:
-            full = f"{path}.{name}" if path else str(name)
-            raise ConfigError(f"{source}: {full}: unknown key; allowed keys in {where}: {', '.join(fields)}")
-    values = {}
-    for name, f in fields.items():
-        full = f"{path}.{name}" if path else name
-        if name not in raw:
-            raise ConfigError(f"{source}: {full}: missing key ({f.metadata['spec'].doc}); add it, as in the "
-                              "repository's params.yaml")
-        values[name] = _convert_value(hints[name], f.metadata["spec"], raw[name], full, source)
-    return cls(**values)
-
-
-def _convert_value(tp: Any, spec: Spec, value: Any, path: str, source: str) -> Any:
-    if dataclasses.is_dataclass(tp):
-        return _convert(tp, value, path, source)
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if value is None:
-            return None
-        return _convert_value(args[0], spec, value, path, source)
-    if origin is dict:
-        ok = isinstance(value, Mapping) and all(
-            _check_scalar(k, str, spec) and _check_scalar(v, str, spec) for k, v in value.items())
-        if not ok:
-            _fail(path, value, _describe(tp, spec), source)
-        return dict(value)
-    if origin is tuple:
-        item = typing.get_args(tp)[0]
-        if not isinstance(value, list) or not all(_check_scalar(v, item, spec) for v in value):
-            _fail(path, value, _describe(tp, spec), source)
-        if spec.min_len is not None and len(value) < spec.min_len:
-            _fail(path, value, _describe(tp, spec), source)
-        if spec.max_len is not None and len(value) > spec.max_len:
-            _fail(path, value, _describe(tp, spec), source)
-        if spec.unique and len(set(value)) != len(value):
-            _fail(path, value, _describe(tp, spec), source)
-        if spec.sorted and list(value) != sorted(value):
-            _fail(path, value, _describe(tp, spec), source)
-        return tuple(item(v) for v in value)
-    if not _check_scalar(value, tp, spec):
-        _fail(path, value, _describe(tp, spec), source)
-    return tp(value)
-
-
-def params_from_dict(raw: Mapping[str, Any], source: str = "params.yaml") -> Params:
-    """Validate a parsed params mapping; raise :class:`ConfigError` with one line on the first problem."""
-    params = _convert(Params, raw, "", source)
-    params.check(source)
-    return params
-
-
-def _apply_override(raw: dict[str, Any], dotted: str, value: Any) -> None:
-    node = raw
-    parts = dotted.split(".")
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-    node[parts[-1]] = value
-
-
-class _DuplicateKey(yaml.YAMLError):
-    pass
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """YAML's safe loader, refusing a key written twice in one mapping (plain YAML keeps the last one silently)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: dict[Any, int] = {}
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise _DuplicateKey(f"key {key!r} appears twice (lines {seen[key] + 1} and "
-                                    f"{key_node.start_mark.line + 1}); keep one")
-            seen[key] = key_node.start_mark.line
-        return super().construct_mapping(node, deep=deep)
+            fail(path, value, allowed, source)
 
 
 def min_fittable_archive(surrogate: str, folds: int) -> int:
@@ -597,39 +360,6 @@ def min_fittable_archive(surrogate: str, folds: int) -> int:
         if m >= 2:
             return n
         n += 1
-
-
-def load_params(path: str | os.PathLike[str] = "params.yaml",
-                overrides: Mapping[str, Any] | None = None) -> Params:
-    """Read, override (dotted keys, for tests and experiments) and validate a params file."""
-    p = Path(path)
-    if p.is_dir():
-        raise ConfigError(f"{p}: is a directory, not a params file; pass --params PATH of a YAML file")
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{p}: file not found; run from the repository root or pass --params PATH") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{p}: not a text file (not UTF-8); pass the YAML params file") from None
-    except OSError as exc:
-        raise ConfigError(f"{p}: cannot be read ({exc.strerror}); check the path and its permissions") from None
-    if "\x00" in text:
-        raise ConfigError(f"{p}: not a text file (contains NUL bytes); pass the YAML params file")
-    try:
-        raw = yaml.load(text, Loader=_UniqueKeyLoader)
-    except _DuplicateKey as exc:
-        raise ConfigError(f"{p}: {exc}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{p}: not valid YAML{where}; fix the syntax") from None
-    if raw is None:
-        raw = {}
-    if overrides:
-        raw = json.loads(json.dumps(raw))  # deep copy of plain data
-        for dotted, value in overrides.items():
-            _apply_override(raw, dotted, value)
-    return params_from_dict(raw, source=str(p))
 
 
 def to_dict(obj: Any) -> Any:
