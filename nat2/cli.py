@@ -119,11 +119,10 @@ def _use(args: argparse.Namespace) -> int:
     import subprocess
     from pathlib import Path
 
-    from nat2.config import read_params_dict
-    from nat2.presets import use_preset
+    from nat2.presets import holds_preset, use_preset
 
     target = Path(args.params)
-    if target.is_file() and read_params_dict(target) == read_params_dict(args.preset):
+    if holds_preset(target, args.preset):
         print(f"{target} already holds {args.preset}")
         return 0
     tracked = subprocess.run(["git", "diff", "--quiet", "--", str(target)], capture_output=True)

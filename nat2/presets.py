@@ -16,11 +16,11 @@ from typing import Any
 
 import yaml
 
-from nat2.config import EXTENDS, iter_keys, params_from_dict, read_params_dict
+from nat2.config import EXTENDS, USED_HEADER, iter_keys, params_from_dict, read_params_dict, used_preset
 from nat2.errors import ConfigError
 from nat2.io import write_text
 
-__all__ = ["overlay_redundancies", "use_preset"]
+__all__ = ["holds_preset", "overlay_redundancies", "use_preset"]
 
 #: mapping-valued keys (``train.lineage``, ``search.iterations``): one value each, replaced whole by an overlay
 WHOLE_KEYS = frozenset(path for path, tp, _ in iter_keys() if typing.get_origin(tp) is dict)
@@ -56,6 +56,8 @@ def use_preset(preset: str | os.PathLike[str], params_file: str | os.PathLike[st
     from ruamel.yaml import YAML
 
     preset, params_file = Path(preset), Path(params_file)
+    if holds_preset(params_file, preset):
+        return False
     merged = read_params_dict(preset)
     params_from_dict(merged, source=str(preset))
     if params_file.is_file() and read_params_dict(params_file) == merged:
@@ -67,9 +69,26 @@ def use_preset(preset: str | os.PathLike[str], params_file: str | os.PathLike[st
     _apply(doc, merged, rt.load(preset.read_text(encoding="utf-8")))
     buf = io.StringIO()
     rt.dump(doc, buf)
-    write_text(params_file, f"# params.yaml <- {preset.as_posix()} (written by `nat2 use`; revert with git)\n"
+    write_text(params_file, f"{USED_HEADER}{preset.as_posix()} (written by `nat2 use`; revert with git)\n"
                             + buf.getvalue())
     return True
+
+
+def holds_preset(params_file: str | os.PathLike[str], preset: str | os.PathLike[str]) -> bool:
+    """``params_file`` was written from ``preset`` by ``nat2 use`` and still has every value the overlay sets."""
+    params_file, preset = Path(params_file), Path(preset)
+    if not params_file.is_file() or used_preset(params_file) != preset.as_posix():
+        return False
+    overlay = yaml.safe_load(preset.read_text(encoding="utf-8"))
+    overlay.pop(EXTENDS, None)
+    have = read_params_dict(params_file)
+
+    def walk(o: Any, h: Any, path: str) -> bool:
+        if isinstance(o, dict) and isinstance(h, dict) and path not in WHOLE_KEYS:
+            return all(walk(v, h.get(k), f"{path}.{k}" if path else str(k)) for k, v in o.items())
+        return o == h
+
+    return walk(overlay, have, "")
 
 
 def overlay_redundancies(preset: str | os.PathLike[str]) -> list[str]:

@@ -13,27 +13,22 @@ Path patterns use ``{name}`` placeholders: the repeated stage's key (``{phase}``
 (``{previous}``), or a dotted ``params.yaml`` key (``{search.final}``). In a command, a bare name refers to one of
 the stage's inputs or outputs and stands for its path.
 
-Settings (``params``): a stage lists the keys that can change what it writes, nothing more. Keys that cannot
-change a result (:data:`NEVER_INVALIDATES`: threads, checkpoint cadence, download permission) are read by the
-stages at run time but never rerun anything. The same lists key the in-stage resume hashes
-(:func:`stage_settings`), so a resumed phase and a rerun agree on what "the same run" means.
+Settings (``params``): a stage lists the keys that can change what it writes, nothing more; the lists live in
+:mod:`nat2.stage_settings` (data only), which the in-stage resume hashes read too.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from nat2.config import iter_keys
+from nat2.stage_settings import SETTINGS
 
-__all__ = ["NEVER_INVALIDATES", "STAGES", "ForEach", "Input", "Stage", "dvc_command", "dvc_yaml",
-           "setting_keys", "smk_inputs", "smk_outputs", "smk_outputs_of", "smk_settings", "smk_shell",
-           "smk_wildcards", "stage", "stage_settings"]
+__all__ = ["STAGES", "ForEach", "Input", "Stage", "dvc_command", "dvc_yaml", "smk_inputs", "smk_outputs",
+           "smk_outputs_of", "smk_settings", "smk_shell", "smk_wildcards", "stage"]
 
-#: keys that never change a stage's results (read at run time, never a reason to rerun)
-NEVER_INVALIDATES = ("runtime.threads", "train.checkpoint_every_steps", "train.checkpoint_minutes", "data.download")
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][\w.]*)\}")
 
@@ -83,47 +78,6 @@ class Stage:
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Settings: the exact keys each stage's results depend on
-# --------------------------------------------------------------------------------------------------------------
-
-
-def _children(section: str, *, without: Iterable[str] = ()) -> tuple[str, ...]:
-    """The direct children of a params section (``data.augment`` as one key).
-
-    ``without`` and the keys that never invalidate are left out.
-    """
-    drop = set(without) | set(NEVER_INVALIDATES)
-    depth = section.count(".") + 2
-    out: list[str] = []
-    for path, _, _ in iter_keys():
-        if path.startswith(section + "."):
-            child = ".".join(path.split(".")[:depth])
-            if child not in out and child not in drop:
-                out.append(child)
-    return tuple(out)
-
-
-DEVICE = ("runtime.device", "runtime.channels_last")
-#: which images are read (the split file holds indices only)
-IMAGES = ("data.dataset", "data.root", "data.image_size", "data.synthetic")
-SPLIT = (*IMAGES, "data.val_size", "data.train_size", "data.test_size", "data.calib_size")
-#: how evaluation reads them: BN recalibration batches (change the statistics) and evaluation batches
-EVAL_DATA = (*IMAGES, "data.calib_batch_size", "data.eval_batch_size")
-TRAIN_DATA = (*EVAL_DATA, "data.augment")
-SPACE = ("supernet.variant", "supernet.width_mults", "supernet.resolutions")
-NET = _children("supernet", without=("supernet.init",))
-TRAIN = _children("train", without=("train.schedule", "train.lineage", "train.final"))
-#: how an adaptation step runs (what it computes is under search.adapt)
-ADAPT_TRAIN = ("train.micro_batches", "train.amp")
-EVALUATION = ("seed", *DEVICE, *EVAL_DATA, *NET, "search.objectives")
-
-
-def setting_keys(name: str) -> tuple[str, ...]:
-    """The settings of stage ``name`` (placeholders such as ``train.schedule.{phase}`` left in)."""
-    return stage(name).settings
-
-
-# --------------------------------------------------------------------------------------------------------------
 # The table
 # --------------------------------------------------------------------------------------------------------------
 
@@ -138,13 +92,13 @@ _CSV_PLOT = {"x": "epoch", "y": "train_top1"}
 STAGES: tuple[Stage, ...] = (
     Stage("prepare_data", "prepare_data", "--out {split}",
           inputs={}, outputs={"split": _SPLIT_FILE, "manifest": "data/split.manifest.json"},
-          settings=("seed", *SPLIT),
+          settings=SETTINGS["prepare_data"],
           log="results/logs/prepare_data.log", benchmark="results/benchmarks/prepare_data.tsv"),
     Stage("train_full", "train_supernet", "--phase full --split {split} --out {ckpt}",
           inputs={"split": _SPLIT_FILE},
           outputs={"ckpt": "results/supernet/full.pt", "metrics": "results/supernet/full.metrics.csv",
                    "manifest": "results/supernet/full.manifest.json"},
-          settings=("seed", *DEVICE, *TRAIN_DATA, *_children("supernet"), *TRAIN, "train.schedule.full"),
+          settings=SETTINGS["train_full"],
           plots={"metrics": _CSV_PLOT},
           log="results/logs/train_supernet/full.log", benchmark="results/benchmarks/train_supernet/full.tsv",
           mem_mb=8000, gpu=True),
@@ -154,21 +108,20 @@ STAGES: tuple[Stage, ...] = (
           inputs={"split": _SPLIT_FILE, "init": "results/supernet/{previous}.pt", "full": "results/supernet/full.pt"},
           outputs={"ckpt": "results/supernet/{phase}.pt", "metrics": "results/supernet/{phase}.metrics.csv",
                    "manifest": "results/supernet/{phase}.manifest.json"},
-          settings=("seed", *DEVICE, *TRAIN_DATA, *NET, *TRAIN, "train.schedule.{phase}"),
+          settings=SETTINGS["train_phase"],
           plots={"metrics": _CSV_PLOT},
           log="results/logs/train_supernet/{phase}.log", benchmark="results/benchmarks/train_supernet/{phase}.tsv",
           mem_mb=8000, gpu=True),
     Stage("assemble_supernet", "assemble_supernet", "--phase-ckpt {ckpt} --out {supernet}",
           inputs={"ckpt": "results/supernet/{train.final}.pt"},
           outputs={"supernet": _SUPERNET, "manifest": "results/supernet/supernet.manifest.json"},
-          settings=(*NET, "train.lineage", "train.final"),
+          settings=SETTINGS["assemble_supernet"],
           log="results/logs/assemble_supernet.log", benchmark="results/benchmarks/assemble_supernet.tsv",
           parallel=False),
     Stage("sample_initial", "sample_initial", "--out {design}",
           inputs={}, outputs={"design": "results/search/iter_0/design.parquet",
                               "manifest": "results/search/iter_0/design.manifest.json"},
-          settings=("seed", *SPACE, "search.policy", "search.init", "search.preprocess", "search.preprocess_mult",
-                    "search.archive_size"),
+          settings=SETTINGS["sample_initial"],
           log="results/logs/search/sample_initial.log", benchmark="results/benchmarks/search/sample_initial.tsv",
           parallel=False, mem_mb=2000),
     Stage("evaluate_shard", "evaluate",
@@ -177,7 +130,7 @@ STAGES: tuple[Stage, ...] = (
           inputs={"genomes": "results/search/iter_0/design.parquet", "supernet": _SUPERNET, "split": _SPLIT_FILE},
           outputs={"evals": "results/search/iter_0/evals/shard_{shard}.parquet",
                    "manifest": "results/search/iter_0/evals/shard_{shard}.manifest.json"},
-          settings=(*EVALUATION, "search.shards"),
+          settings=SETTINGS["evaluate_shard"],
           log="results/logs/search/evaluate_{shard}.log",
           benchmark="results/benchmarks/search/evaluate_{shard}.tsv", gpu=True),
     Stage("init_archive", "init_archive",
@@ -191,8 +144,7 @@ STAGES: tuple[Stage, ...] = (
                    "archive_supernet": "results/search/iter_0/supernet.pt",
                    "stats": "results/search/iter_0/stats.json",
                    "manifest": "results/search/iter_0/archive.manifest.json"},
-          settings=("seed", *SPACE, "search.objectives", "search.shards", "search.policy", "search.preprocess",
-                    "search.update", "search.archive_size"),
+          settings=SETTINGS["init_archive"],
           metrics=("stats",),
           log="results/logs/search/init_archive.log", benchmark="results/benchmarks/search/init_archive.tsv"),
     Stage("fit_surrogate", "fit_surrogate", "--iteration {i} --archive {archive} --out {model} --report {report}",
@@ -200,8 +152,7 @@ STAGES: tuple[Stage, ...] = (
           inputs={"archive": f"{_PREV}/archive.parquet"},
           outputs={"model": f"{_ITER}/surrogate.model.json", "report": f"{_ITER}/surrogate.json",
                    "manifest": f"{_ITER}/surrogate.manifest.json"},
-          settings=("seed", *SPACE, "search.objectives", "search.policy", "search.surrogate", "search.encoding",
-                    "search.surrogate_folds"),
+          settings=SETTINGS["fit_surrogate"],
           metrics=("report",),
           log="results/logs/search/fit_surrogate_{i}.log", benchmark="results/benchmarks/search/fit_surrogate_{i}.tsv"),
     Stage("search", "search",
@@ -212,9 +163,7 @@ STAGES: tuple[Stage, ...] = (
                   "split": _SPLIT_FILE},
           outputs={"candidates": f"{_ITER}/candidates.parquet", "stats": f"{_ITER}/search.json",
                    "manifest": f"{_ITER}/candidates.manifest.json"},
-          settings=("seed", *SPACE, "search.objectives", "search.policy", "search.encoding", "search.repair",
-                    "search.candidates", "search.pop_size", "search.generations", "search.crossover_prob",
-                    "search.mutation_eta"),
+          settings=SETTINGS["search"],
           metrics=("stats",),
           log="results/logs/search/search_{i}.log", benchmark="results/benchmarks/search/search_{i}.tsv",
           parallel=False),
@@ -226,7 +175,7 @@ STAGES: tuple[Stage, ...] = (
                   "supernet": f"{_PREV}/supernet.pt", "split": _SPLIT_FILE},
           outputs={"updated": f"{_ITER}/updated.parquet", "stats": f"{_ITER}/update.json",
                    "manifest": f"{_ITER}/updated.manifest.json"},
-          settings=(*EVALUATION, "search.policy", "search.update", "search.archive_size"),
+          settings=SETTINGS["update_archive"],
           metrics=("stats",),
           log="results/logs/search/update_archive_{i}.log",
           benchmark="results/benchmarks/search/update_archive_{i}.tsv", gpu=True),
@@ -238,21 +187,21 @@ STAGES: tuple[Stage, ...] = (
                   "full": "results/supernet/full.pt"},
           outputs={"adapted": f"{_ITER}/supernet.pt", "archive": f"{_ITER}/archive.parquet",
                    "stats": f"{_ITER}/adapt.json", "manifest": f"{_ITER}/archive.manifest.json"},
-          settings=(*EVALUATION, "data.augment", *ADAPT_TRAIN, "search.iterations", "search.top_n", "search.adapt"),
+          settings=SETTINGS["adapt_supernet"],
           metrics=("stats",),
           log="results/logs/search/adapt_supernet_{i}.log",
           benchmark="results/benchmarks/search/adapt_supernet_{i}.tsv", mem_mb=8000, gpu=True),
     Stage("extract", "extract", "--archive {archive} --supernet {supernet} --split {split} --out {extract}",
           inputs={"archive": f"{_FINAL}/archive.parquet", "supernet": f"{_FINAL}/supernet.pt", "split": _SPLIT_FILE},
           outputs={"extract": "results/final/extract"},
-          settings=(*EVALUATION, "postprocess.slots"),
+          settings=SETTINGS["extract"],
           directories=("extract",),
           log="results/logs/final/extract.log", benchmark="results/benchmarks/final/extract.tsv", gpu=True),
     Stage("finetune", "finetune", "--slot {slot_dir} --supernet {supernet} --split {split} --out {finetuned}",
           foreach=ForEach("postprocess.slots", key="slot"),
           inputs={"extract": "results/final/extract", "supernet": f"{_FINAL}/supernet.pt", "split": _SPLIT_FILE},
           outputs={"finetuned": "results/final/finetune/slot_{slot}"},
-          settings=("seed", *DEVICE, *TRAIN_DATA, *NET, "postprocess.finetune"),
+          settings=SETTINGS["finetune"],
           directories=("finetuned",),
           log="results/logs/final/finetune_{slot}.log", benchmark="results/benchmarks/final/finetune_{slot}.tsv",
           mem_mb=8000, gpu=True),
@@ -271,8 +220,7 @@ STAGES: tuple[Stage, ...] = (
                    "archive": "results/report/archive.csv", "front": "results/report/front.csv",
                    "training": "results/report/training.csv", "finetune_curves": "results/report/finetune.csv",
                    "manifest": "results/report/manifest.json", "figures": "results/report/figures"},
-          settings=("seed", "data.dataset", *SPACE, "train.lineage", "search.objectives", "search.policy",
-                    "search.iterations", "search.hv_ref", "postprocess.slots"),
+          settings=SETTINGS["report"],
           directories=("figures",), metrics=("metrics",), uncached=("summary", "manifest"),
           plots={name: {} for name in ("hv", "surrogate", "archive", "front", "training", "finetune_curves")},
           log="results/logs/final/report.log", benchmark="results/benchmarks/final/report.tsv",
@@ -512,19 +460,3 @@ def smk_settings(name: str, config: Mapping[str, Any]) -> Callable[[Any], dict[s
 
     settings.__name__ = f"{s.name}_settings"
     return settings
-
-
-def stage_settings(name: str, params: Any, **wildcards: str) -> dict[str, Any]:
-    """The values of a stage's settings in ``params`` (a Params object or plain dict) as plain data.
-
-    The in-stage resume hashes are taken over this dict, so a change that reruns the stage in the pipeline also
-    starts its checkpoints afresh, and a change that does not (threads, checkpoint cadence) keeps them.
-    """
-    from nat2.config import to_dict
-
-    plain = params if isinstance(params, Mapping) else to_dict(params)
-    out: dict[str, Any] = {}
-    for key in stage(name).settings:
-        dotted = key.format(**wildcards)
-        out[dotted] = _lookup(plain, dotted)
-    return out

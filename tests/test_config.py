@@ -149,8 +149,25 @@ def test_an_overlay_merges_sections_and_replaces_mapping_values_whole(tmp_path: 
     with pytest.raises(ConfigError, match=r"unknown key 'train.shedule'"):
         load_params(tmp_path / "bad.yaml")
     (tmp_path / "loop.yaml").write_text("extends: loop.yaml\nseed: 1\n")
-    with pytest.raises(ConfigError, match="cycle"):
+    with pytest.raises(ConfigError, match="a preset itself"):
         load_params(tmp_path / "loop.yaml")
+    (tmp_path / "p2.yaml").write_text("extends: p.yaml\nseed: 1\n")
+    with pytest.raises(ConfigError, match="a preset itself"):
+        load_params(tmp_path / "p2.yaml")
+
+
+def test_presets_never_stack_on_a_params_yaml_that_holds_one(tmp_path: Path) -> None:
+    """`nat2 use` writes a preset into params.yaml; a second preset must not silently keep the first one's values."""
+    (tmp_path / "params").mkdir()
+    shutil.copyfile(REPO_PARAMS, tmp_path / "params.yaml")
+    for name in ("ci", "full"):
+        shutil.copyfile(ROOT / "params" / f"{name}.yaml", tmp_path / "params" / f"{name}.yaml")
+    assert use_preset(tmp_path / "params/ci.yaml", tmp_path / "params.yaml") is True
+    assert use_preset(tmp_path / "params/ci.yaml", tmp_path / "params.yaml") is False  # already holds it
+    before = (tmp_path / "params.yaml").read_bytes()
+    with pytest.raises(ConfigError, match=r"holds .*ci.yaml \(written by `nat2 use`\), not the defaults"):
+        use_preset(tmp_path / "params/full.yaml", tmp_path / "params.yaml")
+    assert (tmp_path / "params.yaml").read_bytes() == before  # nothing written
 
 
 def test_every_key_is_commented_in_params_yaml() -> None:

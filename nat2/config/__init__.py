@@ -5,7 +5,15 @@
 * :mod:`nat2.config.files`: reading a file, merging a preset onto the file it extends, dotted overrides.
 """
 
-from nat2.config.files import EXTENDS, load_params, merge_overlay, params_from_dict, read_params_dict
+from nat2.config.files import (
+    EXTENDS,
+    USED_HEADER,
+    load_params,
+    merge_overlay,
+    params_from_dict,
+    read_params_dict,
+    used_preset,
+)
 from nat2.config.schema import (
     DATASETS,
     NESTED_CV_SURROGATES,
@@ -34,8 +42,8 @@ from nat2.config.schema import (
 )
 from nat2.config.spec import Spec
 
-__all__ = ["DATASETS", "EXTENDS", "NESTED_CV_SURROGATES", "OBJECTIVES", "PHASES", "POLICIES", "SURROGATES", "VARIANTS",
-           "AdaptConfig", "AugmentConfig", "DataConfig", "FinetuneConfig", "Params", "PhaseConfig", "PhasesConfig",
-           "PostprocessConfig", "RuntimeConfig", "SearchConfig", "Spec", "SuperNetConfig", "SyntheticConfig",
-           "TrainConfig", "iter_keys", "load_params", "merge_overlay", "min_fittable_archive", "params_from_dict",
-           "params_hash", "read_params_dict", "to_dict"]
+__all__ = ["DATASETS", "EXTENDS", "NESTED_CV_SURROGATES", "OBJECTIVES", "PHASES", "POLICIES", "SURROGATES",
+           "USED_HEADER", "VARIANTS", "AdaptConfig", "AugmentConfig", "DataConfig", "FinetuneConfig", "Params",
+           "PhaseConfig", "PhasesConfig", "PostprocessConfig", "RuntimeConfig", "SearchConfig", "Spec",
+           "SuperNetConfig", "SyntheticConfig", "TrainConfig", "iter_keys", "load_params", "merge_overlay",
+           "min_fittable_archive", "params_from_dict", "params_hash", "read_params_dict", "to_dict", "used_preset"]

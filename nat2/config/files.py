@@ -108,20 +108,41 @@ def merge_overlay(base: Mapping[str, Any], overlay: Mapping[str, Any], cls: type
     return out
 
 
-def read_params_dict(path: str | os.PathLike[str], _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+#: the first line `nat2 use` writes into a params file: it then holds a preset, not the defaults presets extend
+USED_HEADER = "# params.yaml <- "
+
+
+def used_preset(path: str | os.PathLike[str]) -> str | None:
+    """The preset a params file was made from by ``nat2 use`` (its first line says), else None."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            first = fh.readline()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return first[len(USED_HEADER):].split(" ", 1)[0].strip() if first.startswith(USED_HEADER) else None
+
+
+def read_params_dict(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The plain params mapping of a file.
 
     A preset (``extends: ../params.yaml`` plus the keys that differ) is merged onto the file it extends first,
-    the same way for nat2, ``make use`` (Snakemake/DVC) and the tests.
+    the same way for nat2, ``make use`` (Snakemake/DVC) and the tests. The base must be a full params file holding
+    the defaults: another preset, or a ``params.yaml`` that ``nat2 use`` already merged a preset into, is refused
+    (stacking presets would silently keep the first one's values).
     """
     p = Path(path)
     raw = _read_yaml(p)
     if EXTENDS not in raw:
         return raw
-    base_path = (p.parent / str(raw.pop(EXTENDS))).resolve()
-    if base_path in _seen or base_path == p.resolve():
-        raise ConfigError(f"{p}: `{EXTENDS}: {base_path}` makes a cycle; a preset extends a full params file")
-    base = read_params_dict(base_path, (*_seen, p.resolve()))
+    base_path = Path(os.path.normpath(p.parent / str(raw.pop(EXTENDS))))
+    base = _read_yaml(base_path)
+    if EXTENDS in base or base_path.resolve() == p.resolve():
+        raise ConfigError(f"{p}: extends {base_path}, which is a preset itself; a preset extends the full defaults "
+                          f"file (extends: ../params.yaml)")
+    holds = used_preset(base_path)
+    if holds is not None:
+        raise ConfigError(f"{p}: extends {base_path}, which holds {holds} (written by `nat2 use`), not the defaults; "
+                          f"restore them first (git checkout {base_path}, or from the commit that has them)")
     return merge_overlay(base, raw, source=str(p))
 
 

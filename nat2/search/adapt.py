@@ -39,6 +39,7 @@ from nat2.context import CACHE_DIR, RunContext, build_evaluator
 from nat2.errors import Nat2Error
 from nat2.indicators import archive_stats, max_costs
 from nat2.io import atomic_path, write_json
+from nat2.manifest import file_digest
 from nat2.search.distribution import gene_distribution, sample_from_distribution
 from nat2.search.inputs import check_iteration, check_measured_on, read_search_archive
 from nat2.selection import survive
@@ -150,7 +151,9 @@ def adapt_supernet_step(search: SearchConfig, train: TrainConfig, space: SearchS
     top = df.iloc[np.sort(survive(F, min(search.top_n, len(df)), seed=ctx.seed))]
     G_top = np.stack(top["genome"].to_numpy()).astype(np.int64)
     dists = gene_distribution(space, G_top, cfg.smoothing)
-    run_hash = params_hash({**resume_settings, "iteration": iteration, "in": meta["content_hash"]}, length=16)
+    # the archive (its top-N drives the draws) and the split by content, with the input super-net's weights
+    run_hash = params_hash({**resume_settings, "iteration": iteration, "in": meta["content_hash"],
+                            "archive": file_digest(archive), "split": file_digest(ctx.split_path)}, length=16)
     steps = adaptation_steps(cfg, train)
     optimizers = meta.get("optimizers", {})
     new_optimizers: dict[str, Any] = {}

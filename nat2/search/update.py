@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from nat2 import archive as arc
-from nat2.config import SearchConfig, to_dict
+from nat2.config import SearchConfig
 from nat2.context import CACHE_DIR, RunContext, build_evaluator
 from nat2.genome_list import read_genomes
 from nat2.indicators import archive_stats, max_costs
@@ -54,6 +54,6 @@ def update_archive_step(search: SearchConfig, space: SearchSpace, ctx: RunContex
         set(new["id"])).sum()) if len(new) else 0, "predictor_on_candidates": metrics,
         "candidates": new[cols].to_dict("records") if len(new) else [],
         **archive_stats(merged, search.objectives, max_costs(space, ev.cost_model)),
-        "policy": to_dict(pol)}
+        "update": pol.update}
     write_json(stats_out, stats)
     return stats

@@ -3,8 +3,9 @@
 A stage that checkpoints inside a run (a training phase, an adaptation, a fine-tuning) resumes a partial
 checkpoint only when it was written for the same settings; the key is a hash of what these functions return plus
 the run's own inputs (file digests, iteration, process count), computed in the library. Taking the stage's own
-settings (:func:`nat2.workflow.stage_settings`) means an edit that reruns the stage in Snakemake/DVC also starts its
-checkpoints afresh, and an edit that does not (threads, checkpoint cadence, another phase's schedule) keeps them.
+settings (:func:`nat2.stage_settings.stage_settings`) means an edit that reruns the stage in Snakemake/DVC also
+starts its checkpoints afresh, and an edit that does not (threads, checkpoint cadence, another phase's schedule)
+keeps them.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from nat2.config import Params
-from nat2.workflow import stage_settings
+from nat2.stage_settings import stage_settings
 
 __all__ = ["adapt_supernet_resume", "finetune_resume", "train_supernet_resume"]
 

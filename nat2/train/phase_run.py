@@ -192,7 +192,9 @@ def run_phase(inputs: PhaseInputs) -> PhaseSummary | None:
     if inputs.init is not None:
         read_phase(inputs.init, space, num_classes, train.previous(phase))
     calib, val = ctx.evalset("calib"), ctx.evalset("val")
-    run_hash = params_hash({**inputs.resume_settings, "phase": phase, "init": file_digest(inputs.init),
+    # the split and the input checkpoints by content: a partial trained on other data or weights is never resumed
+    run_hash = params_hash({**inputs.resume_settings, "phase": phase, "split": file_digest(ctx.split_path),
+                            "init": file_digest(inputs.init),
                             "teacher": file_digest(teacher_src), "world_size": dist.world_size}, length=16)
     partial = inputs.partial_root / f"{phase}-{run_hash}"
     widths: dict[str, Any] = {}
