@@ -10,13 +10,20 @@ from __future__ import annotations
 import io
 import os
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from nat2.config import EXTENDS, USED_HEADER, iter_keys, params_from_dict, read_params_dict, used_preset
+from nat2.config import (
+    EXTENDS,
+    USED_HEADER,
+    extended_file,
+    iter_keys,
+    params_from_dict,
+    read_params_dict,
+    read_yaml,
+    used_preset,
+)
 from nat2.errors import ConfigError
 from nat2.io import write_text
 
@@ -26,11 +33,23 @@ __all__ = ["holds_preset", "overlay_redundancies", "use_preset"]
 WHOLE_KEYS = frozenset(path for path, tp, _ in iter_keys() if typing.get_origin(tp) is dict)
 
 
-def _extends(path: Path) -> Path | None:
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of sections")
-    return path.parent / str(data[EXTENDS]) if EXTENDS in data else None
+def _overlay(preset: Path) -> tuple[Path | None, dict[str, Any]]:
+    """The file a preset extends (None for a full params file) and the preset's own keys."""
+    raw = read_yaml(preset)
+    base = extended_file(preset, raw)
+    raw.pop(EXTENDS, None)
+    return base, raw
+
+
+def _leaves(overlay: Mapping[str, Any], other: Any, path: str = "") -> Iterator[tuple[str, Any, Any]]:
+    """``(dotted key, overlay value, other's value)`` for every value the overlay sets (sections walked into)."""
+    for k, v in overlay.items():
+        dotted = f"{path}.{k}" if path else str(k)
+        have = other.get(k) if isinstance(other, Mapping) else None
+        if isinstance(v, Mapping) and isinstance(have, Mapping) and dotted not in WHOLE_KEYS:
+            yield from _leaves(v, have, dotted)
+        else:
+            yield dotted, v, have
 
 
 def _apply(node: Any, merged: Mapping[str, Any], overlay: Any, path: str = "") -> None:
@@ -62,7 +81,7 @@ def use_preset(preset: str | os.PathLike[str], params_file: str | os.PathLike[st
     params_from_dict(merged, source=str(preset))
     if params_file.is_file() and read_params_dict(params_file) == merged:
         return False
-    base = _extends(preset) or preset
+    base = _overlay(preset)[0] or preset
     rt = YAML()
     rt.width, rt.preserve_quotes = 120, True
     doc = rt.load(base.read_text(encoding="utf-8"))
@@ -79,35 +98,14 @@ def holds_preset(params_file: str | os.PathLike[str], preset: str | os.PathLike[
     params_file, preset = Path(params_file), Path(preset)
     if not params_file.is_file() or used_preset(params_file) != preset.as_posix():
         return False
-    overlay = yaml.safe_load(preset.read_text(encoding="utf-8"))
-    overlay.pop(EXTENDS, None)
     have = read_params_dict(params_file)
-
-    def walk(o: Any, h: Any, path: str) -> bool:
-        if isinstance(o, dict) and isinstance(h, dict) and path not in WHOLE_KEYS:
-            return all(walk(v, h.get(k), f"{path}.{k}" if path else str(k)) for k, v in o.items())
-        return o == h
-
-    return walk(overlay, have, "")
+    return all(v == h for _, v, h in _leaves(_overlay(preset)[1], have))
 
 
 def overlay_redundancies(preset: str | os.PathLike[str]) -> list[str]:
     """Keys a preset sets to the value the file it extends already has (an overlay holds only what differs)."""
     preset = Path(preset)
-    base_file = _extends(preset)
+    base_file, overlay = _overlay(preset)
     if base_file is None:
         raise ConfigError(f"{preset}: not an overlay (no `{EXTENDS}:` key)")
-    overlay = yaml.safe_load(preset.read_text(encoding="utf-8"))
-    overlay.pop(EXTENDS)
-    base = read_params_dict(base_file)
-    out: list[str] = []
-
-    def walk(o: Any, b: Any, path: str) -> None:
-        if isinstance(o, dict) and isinstance(b, dict) and path not in WHOLE_KEYS:
-            for k, v in o.items():
-                walk(v, b.get(k), f"{path}.{k}" if path else str(k))
-        elif o == b:
-            out.append(path)
-
-    walk(overlay, base, "")
-    return out
+    return [path for path, v, have in _leaves(overlay, read_params_dict(base_file)) if v == have]

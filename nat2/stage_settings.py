@@ -16,7 +16,7 @@ from typing import Any
 
 from nat2.config import iter_keys, to_dict
 
-__all__ = ["NEVER_INVALIDATES", "SETTINGS", "stage_settings"]
+__all__ = ["NEVER_INVALIDATES", "SETTINGS", "lookup", "stage_settings"]
 
 #: keys that never change a stage's results (read at run time, never a reason to rerun)
 NEVER_INVALIDATES = ("runtime.threads", "train.checkpoint_every_steps", "train.checkpoint_minutes", "data.download")
@@ -92,11 +92,12 @@ def stage_settings(name: str, params: Any, **wildcards: str) -> dict[str, Any]:
     starts its checkpoints afresh, and a change that does not (threads, checkpoint cadence) keeps them.
     """
     plain = params if isinstance(params, Mapping) else to_dict(params)
-    out: dict[str, Any] = {}
-    for key in SETTINGS[name]:
-        node: Any = plain
-        dotted = key.format(**wildcards)
-        for part in dotted.split("."):
-            node = node[part]
-        out[dotted] = node
-    return out
+    return {dotted: lookup(plain, dotted) for dotted in (key.format(**wildcards) for key in SETTINGS[name])}
+
+
+def lookup(config: Mapping[str, Any], dotted: str) -> Any:
+    """The value of a dotted key in a plain params mapping."""
+    node: Any = config
+    for part in dotted.split("."):
+        node = node[part]
+    return node

@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from nat2.stage_settings import SETTINGS
+from nat2.stage_settings import SETTINGS, lookup, stage_settings
 
 __all__ = ["STAGES", "ForEach", "Input", "Stage", "dvc_command", "dvc_yaml", "smk_inputs", "smk_outputs",
            "smk_outputs_of", "smk_settings", "smk_shell", "smk_wildcards", "stage"]
@@ -51,8 +51,12 @@ class Input:
     """
 
     path: str
-    each: tuple[tuple[str, str], ...] = ()  # (placeholder, params key) pairs to expand over, for Snakemake
+    each: tuple[str, str] | None = None  # (placeholder, params key) to expand over, for Snakemake
     dvc: str | None = None  # what DVC depends on instead (a folder that holds the expanded files)
+
+
+def _pattern(spec: str | Input) -> str:
+    return spec.path if isinstance(spec, Input) else spec
 
 
 @dataclass(frozen=True)
@@ -64,7 +68,6 @@ class Stage:
     args: str
     inputs: Mapping[str, str | Input]
     outputs: Mapping[str, str]
-    settings: tuple[str, ...]
     log: str
     benchmark: str
     foreach: ForEach | None = None
@@ -75,6 +78,11 @@ class Stage:
     parallel: bool = True  # uses runtime.threads (else one thread)
     mem_mb: int = 4000
     gpu: bool = False
+
+    @property
+    def settings(self) -> tuple[str, ...]:
+        """The params keys this stage's results depend on (:data:`nat2.stage_settings.SETTINGS`)."""
+        return SETTINGS[self.name]
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -92,13 +100,11 @@ _CSV_PLOT = {"x": "epoch", "y": "train_top1"}
 STAGES: tuple[Stage, ...] = (
     Stage("prepare_data", "prepare_data", "--out {split}",
           inputs={}, outputs={"split": _SPLIT_FILE, "manifest": "data/split.manifest.json"},
-          settings=SETTINGS["prepare_data"],
           log="results/logs/prepare_data.log", benchmark="results/benchmarks/prepare_data.tsv"),
     Stage("train_full", "train_supernet", "--phase full --split {split} --out {ckpt}",
           inputs={"split": _SPLIT_FILE},
           outputs={"ckpt": "results/supernet/full.pt", "metrics": "results/supernet/full.metrics.csv",
                    "manifest": "results/supernet/full.manifest.json"},
-          settings=SETTINGS["train_full"],
           plots={"metrics": _CSV_PLOT},
           log="results/logs/train_supernet/full.log", benchmark="results/benchmarks/train_supernet/full.tsv",
           mem_mb=8000, gpu=True),
@@ -108,20 +114,17 @@ STAGES: tuple[Stage, ...] = (
           inputs={"split": _SPLIT_FILE, "init": "results/supernet/{previous}.pt", "full": "results/supernet/full.pt"},
           outputs={"ckpt": "results/supernet/{phase}.pt", "metrics": "results/supernet/{phase}.metrics.csv",
                    "manifest": "results/supernet/{phase}.manifest.json"},
-          settings=SETTINGS["train_phase"],
           plots={"metrics": _CSV_PLOT},
           log="results/logs/train_supernet/{phase}.log", benchmark="results/benchmarks/train_supernet/{phase}.tsv",
           mem_mb=8000, gpu=True),
     Stage("assemble_supernet", "assemble_supernet", "--phase-ckpt {ckpt} --out {supernet}",
           inputs={"ckpt": "results/supernet/{train.final}.pt"},
           outputs={"supernet": _SUPERNET, "manifest": "results/supernet/supernet.manifest.json"},
-          settings=SETTINGS["assemble_supernet"],
           log="results/logs/assemble_supernet.log", benchmark="results/benchmarks/assemble_supernet.tsv",
           parallel=False),
     Stage("sample_initial", "sample_initial", "--out {design}",
           inputs={}, outputs={"design": "results/search/iter_0/design.parquet",
                               "manifest": "results/search/iter_0/design.manifest.json"},
-          settings=SETTINGS["sample_initial"],
           log="results/logs/search/sample_initial.log", benchmark="results/benchmarks/search/sample_initial.tsv",
           parallel=False, mem_mb=2000),
     Stage("evaluate_shard", "evaluate",
@@ -130,21 +133,19 @@ STAGES: tuple[Stage, ...] = (
           inputs={"genomes": "results/search/iter_0/design.parquet", "supernet": _SUPERNET, "split": _SPLIT_FILE},
           outputs={"evals": "results/search/iter_0/evals/shard_{shard}.parquet",
                    "manifest": "results/search/iter_0/evals/shard_{shard}.manifest.json"},
-          settings=SETTINGS["evaluate_shard"],
           log="results/logs/search/evaluate_{shard}.log",
           benchmark="results/benchmarks/search/evaluate_{shard}.tsv", gpu=True),
     Stage("init_archive", "init_archive",
           "--evals {evals} --supernet {supernet} --split {split} --out {archive} --out-supernet {archive_supernet} "
           "--stats {stats}",
           inputs={"evals": Input("results/search/iter_0/evals/shard_{shard}.parquet",
-                                 each=(("shard", "search.shards"),),
+                                 each=("shard", "search.shards"),
                                  dvc="results/search/iter_0/evals"),
                   "supernet": _SUPERNET, "split": _SPLIT_FILE},
           outputs={"archive": "results/search/iter_0/archive.parquet",
                    "archive_supernet": "results/search/iter_0/supernet.pt",
                    "stats": "results/search/iter_0/stats.json",
                    "manifest": "results/search/iter_0/archive.manifest.json"},
-          settings=SETTINGS["init_archive"],
           metrics=("stats",),
           log="results/logs/search/init_archive.log", benchmark="results/benchmarks/search/init_archive.tsv"),
     Stage("fit_surrogate", "fit_surrogate", "--iteration {i} --archive {archive} --out {model} --report {report}",
@@ -152,7 +153,6 @@ STAGES: tuple[Stage, ...] = (
           inputs={"archive": f"{_PREV}/archive.parquet"},
           outputs={"model": f"{_ITER}/surrogate.model.json", "report": f"{_ITER}/surrogate.json",
                    "manifest": f"{_ITER}/surrogate.manifest.json"},
-          settings=SETTINGS["fit_surrogate"],
           metrics=("report",),
           log="results/logs/search/fit_surrogate_{i}.log", benchmark="results/benchmarks/search/fit_surrogate_{i}.tsv"),
     Stage("search", "search",
@@ -163,7 +163,6 @@ STAGES: tuple[Stage, ...] = (
                   "split": _SPLIT_FILE},
           outputs={"candidates": f"{_ITER}/candidates.parquet", "stats": f"{_ITER}/search.json",
                    "manifest": f"{_ITER}/candidates.manifest.json"},
-          settings=SETTINGS["search"],
           metrics=("stats",),
           log="results/logs/search/search_{i}.log", benchmark="results/benchmarks/search/search_{i}.tsv",
           parallel=False),
@@ -175,7 +174,6 @@ STAGES: tuple[Stage, ...] = (
                   "supernet": f"{_PREV}/supernet.pt", "split": _SPLIT_FILE},
           outputs={"updated": f"{_ITER}/updated.parquet", "stats": f"{_ITER}/update.json",
                    "manifest": f"{_ITER}/updated.manifest.json"},
-          settings=SETTINGS["update_archive"],
           metrics=("stats",),
           log="results/logs/search/update_archive_{i}.log",
           benchmark="results/benchmarks/search/update_archive_{i}.tsv", gpu=True),
@@ -187,40 +185,36 @@ STAGES: tuple[Stage, ...] = (
                   "full": "results/supernet/full.pt"},
           outputs={"adapted": f"{_ITER}/supernet.pt", "archive": f"{_ITER}/archive.parquet",
                    "stats": f"{_ITER}/adapt.json", "manifest": f"{_ITER}/archive.manifest.json"},
-          settings=SETTINGS["adapt_supernet"],
           metrics=("stats",),
           log="results/logs/search/adapt_supernet_{i}.log",
           benchmark="results/benchmarks/search/adapt_supernet_{i}.tsv", mem_mb=8000, gpu=True),
     Stage("extract", "extract", "--archive {archive} --supernet {supernet} --split {split} --out {extract}",
           inputs={"archive": f"{_FINAL}/archive.parquet", "supernet": f"{_FINAL}/supernet.pt", "split": _SPLIT_FILE},
           outputs={"extract": "results/final/extract"},
-          settings=SETTINGS["extract"],
           directories=("extract",),
           log="results/logs/final/extract.log", benchmark="results/benchmarks/final/extract.tsv", gpu=True),
     Stage("finetune", "finetune", "--slot {slot_dir} --supernet {supernet} --split {split} --out {finetuned}",
           foreach=ForEach("postprocess.slots", key="slot"),
           inputs={"extract": "results/final/extract", "supernet": f"{_FINAL}/supernet.pt", "split": _SPLIT_FILE},
           outputs={"finetuned": "results/final/finetune/slot_{slot}"},
-          settings=SETTINGS["finetune"],
           directories=("finetuned",),
           log="results/logs/final/finetune_{slot}.log", benchmark="results/benchmarks/final/finetune_{slot}.tsv",
           mem_mb=8000, gpu=True),
     Stage("report", "report",
           "--search {search} --supernet-dir {supernet_dir} --finetune {finetune} --out {out}",
-          inputs={"archives": Input("results/search/iter_{i}/archive.parquet", each=(("i", "search.iterations+0"),),
+          inputs={"archives": Input("results/search/iter_{i}/archive.parquet", each=("i", "search.iterations+0"),
                                     dvc="results/search"),
-                  "surrogates": Input("results/search/iter_{i}/surrogate.json", each=(("i", "search.iterations"),)),
-                  "updates": Input("results/search/iter_{i}/update.json", each=(("i", "search.iterations"),)),
-                  "curves": Input("results/supernet/{phase}.metrics.csv", each=(("phase", "train.lineage+full"),),
+                  "surrogates": Input("results/search/iter_{i}/surrogate.json", each=("i", "search.iterations")),
+                  "updates": Input("results/search/iter_{i}/update.json", each=("i", "search.iterations")),
+                  "curves": Input("results/supernet/{phase}.metrics.csv", each=("phase", "train.lineage+full"),
                                   dvc="results/supernet"),
-                  "slots": Input("results/final/finetune/slot_{slot}", each=(("slot", "postprocess.slots"),),
+                  "slots": Input("results/final/finetune/slot_{slot}", each=("slot", "postprocess.slots"),
                                  dvc="results/final/finetune")},
           outputs={"summary": "results/report/summary.md", "metrics": "results/report/metrics.json",
                    "hv": "results/report/hv.csv", "surrogate": "results/report/surrogate.csv",
                    "archive": "results/report/archive.csv", "front": "results/report/front.csv",
                    "training": "results/report/training.csv", "finetune_curves": "results/report/finetune.csv",
                    "manifest": "results/report/manifest.json", "figures": "results/report/figures"},
-          settings=SETTINGS["report"],
           directories=("figures",), metrics=("metrics",), uncached=("summary", "manifest"),
           plots={name: {} for name in ("hv", "surrogate", "archive", "front", "training", "finetune_curves")},
           log="results/logs/final/report.log", benchmark="results/benchmarks/final/report.tsv",
@@ -252,20 +246,13 @@ def _sub(text: str, fn: Callable[[str], str]) -> str:
     return _PLACEHOLDER.sub(lambda m: fn(m.group(1)), text)
 
 
-def _lookup(config: Mapping[str, Any], dotted: str) -> Any:
-    node: Any = config
-    for part in dotted.split("."):
-        node = node[part]
-    return node
-
-
 def _path_of(s: Stage, name: str) -> str:
     """The path pattern a bare name in ``s``'s command stands for."""
     if name in s.outputs:
         return s.outputs[name]
     if name in s.inputs:
         spec = s.inputs[name]
-        return spec.dvc or spec.path if isinstance(spec, Input) else spec
+        return (isinstance(spec, Input) and spec.dvc) or _pattern(spec)
     return _ARG_PATHS[s.name][name]
 
 
@@ -304,13 +291,10 @@ def dvc_command(s: Stage) -> str:
 
 
 def _dvc_body(s: Stage, code: list[str]) -> dict[str, Any]:
-    deps = []
-    for spec in s.inputs.values():
-        path = (spec.dvc or spec.path) if isinstance(spec, Input) else spec
-        if isinstance(spec, Input) and not spec.dvc:
-            continue  # inside a folder another input already tracks
-        deps.append(_dvc_path(s, path))
-    body: dict[str, Any] = {"cmd": dvc_command(s), "deps": [*dict.fromkeys(deps), *code],
+    # an expanded input without a folder of its own lies inside a folder another input already tracks
+    deps = [_dvc_path(s, (isinstance(spec, Input) and spec.dvc) or _pattern(spec)) for spec in s.inputs.values()
+            if not (isinstance(spec, Input) and spec.each and not spec.dvc)]
+    body: dict[str, Any] = {"cmd": dvc_command(s), "deps": [*deps, *code],
                             "params": [_dvc_path(s, k) for k in s.settings]}
     outs: list[Any] = []
     metrics: list[Any] = []
@@ -373,24 +357,24 @@ def dvc_yaml() -> str:
 def _loop_values(config: Mapping[str, Any], over: str) -> list[str]:
     """The keys (mapping) or elements (list) of a params key; ``a+b`` adds ``b``, a literal, in front."""
     spec, _, extra = over.partition("+")
-    value = _lookup(config, spec)
+    value = lookup(config, spec)
     keys = [str(k) for k in value]  # a mapping's keys or a list's elements
     return [extra, *keys] if extra else keys
 
 
-def _smk_path(s: Stage, pattern: str, config: Mapping[str, Any]) -> str:
+def _smk_path(pattern: str, config: Mapping[str, Any]) -> str:
     """A pattern with params keys filled in; the stage's key stays a wildcard."""
-    return _sub(pattern, lambda n: str(_lookup(config, n)) if "." in n else "{" + n + "}")
+    return _sub(pattern, lambda n: str(lookup(config, n)) if "." in n else "{" + n + "}")
 
 
 def _item_function(s: Stage, name: str, pattern: str, config: Mapping[str, Any]) -> Callable[[Any], str]:
     """A named input function: the path of the phase/iteration this one continues from."""
     assert s.foreach is not None and s.foreach.item is not None
-    mapping = {str(k): str(v) for k, v in _lookup(config, s.foreach.over).items()}
+    mapping = {str(k): str(v) for k, v in lookup(config, s.foreach.over).items()}
     key, item = s.foreach.key, s.foreach.item
 
     def continued_from(wildcards: Any) -> str:
-        return _smk_path(s, pattern, config).format(**{item: mapping[getattr(wildcards, key)]})
+        return _smk_path(pattern, config).format(**{item: mapping[getattr(wildcards, key)]})
 
     continued_from.__name__ = f"{s.name}_{name}"
     continued_from.__doc__ = f"{name} of {s.name}: {pattern} with {{{item}}} = the {key} it continues from"
@@ -402,15 +386,15 @@ def smk_inputs(name: str, config: Mapping[str, Any], code: list[str]) -> dict[st
     s = stage(name)
     out: dict[str, Any] = {}
     for key, spec in s.inputs.items():
-        pattern = spec.path if isinstance(spec, Input) else spec
+        pattern = _pattern(spec)
         if isinstance(spec, Input) and spec.each:
-            ((placeholder, over),) = spec.each
-            out[key] = [_smk_path(s, pattern, config).replace("{" + placeholder + "}", v)
+            placeholder, over = spec.each
+            out[key] = [_smk_path(pattern, config).replace("{" + placeholder + "}", v)
                         for v in _loop_values(config, over)]
         elif s.foreach and s.foreach.item and "{" + s.foreach.item + "}" in pattern:
             out[key] = _item_function(s, key, pattern, config)
         else:
-            out[key] = _smk_path(s, pattern, config)
+            out[key] = _smk_path(pattern, config)
     out["code"] = code
     return out
 
@@ -418,13 +402,13 @@ def smk_inputs(name: str, config: Mapping[str, Any], code: list[str]) -> dict[st
 def smk_outputs(name: str, config: Mapping[str, Any]) -> dict[str, str]:
     """A rule's named outputs (patterns; folders are marked by the Snakefile with ``directory``)."""
     s = stage(name)
-    return {key: _smk_path(s, path, config) for key, path in s.outputs.items()}
+    return {key: _smk_path(path, config) for key, path in s.outputs.items()}
 
 
 def smk_outputs_of(name: str, config: Mapping[str, Any], what: str) -> str:
     """The rule's ``log`` or ``benchmark`` file pattern."""
     s = stage(name)
-    return _smk_path(s, getattr(s, what), config)
+    return _smk_path(getattr(s, what), config)
 
 
 def smk_wildcards(name: str, config: Mapping[str, Any]) -> dict[str, str]:
@@ -442,9 +426,9 @@ def smk_shell(name: str, config: Mapping[str, Any]) -> str:
 
     def render(pattern: str) -> str:
         if item and "{" + item + "}" in pattern:
-            key = next(k for k, v in s.inputs.items() if (v.path if isinstance(v, Input) else v) == pattern)
+            key = next(k for k, v in s.inputs.items() if _pattern(v) == pattern)
             return "{input." + key + "}"
-        path = _smk_path(s, pattern, config)
+        path = _smk_path(pattern, config)
         return _sub(path, lambda n: "{wildcards." + n + "}")
 
     return _command(s, render)
@@ -455,8 +439,8 @@ def smk_settings(name: str, config: Mapping[str, Any]) -> Callable[[Any], dict[s
     s = stage(name)
 
     def settings(wildcards: Any) -> dict[str, Any]:
-        values = {k: getattr(wildcards, k) for k in ([s.foreach.key] if s.foreach else [])}
-        return {key.format(**values): _lookup(config, key.format(**values)) for key in s.settings}
+        key = {s.foreach.key: getattr(wildcards, s.foreach.key)} if s.foreach else {}
+        return stage_settings(s.name, config, **key)
 
     settings.__name__ = f"{s.name}_settings"
     return settings

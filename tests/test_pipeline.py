@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from helpers import ROOT
+from helpers import ROOT, write_params
 from test_supernet import hook_count
 
 import nat2
@@ -299,13 +299,7 @@ EDITS = {
 def _edit(params_file: Path, dotted: str, value: object) -> str:
     """Set one key of a params file; returns the original text."""
     original = params_file.read_text()
-    data = yaml.safe_load(original)
-    node = data
-    *parents, last = dotted.split(".")
-    for part in parents:
-        node = node[part]
-    node[last] = value
-    params_file.write_text(yaml.safe_dump(data, sort_keys=False))
+    write_params(params_file, {dotted: value}, base=params_file)
     return original
 
 

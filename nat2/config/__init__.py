@@ -8,10 +8,12 @@
 from nat2.config.files import (
     EXTENDS,
     USED_HEADER,
+    extended_file,
     load_params,
     merge_overlay,
     params_from_dict,
     read_params_dict,
+    read_yaml,
     used_preset,
 )
 from nat2.config.schema import (
@@ -46,4 +48,5 @@ __all__ = ["DATASETS", "EXTENDS", "NESTED_CV_SURROGATES", "OBJECTIVES", "PHASES"
            "USED_HEADER", "VARIANTS", "AdaptConfig", "AugmentConfig", "DataConfig", "FinetuneConfig", "Params",
            "PhaseConfig", "PhasesConfig", "PostprocessConfig", "RuntimeConfig", "SearchConfig", "Spec",
            "SuperNetConfig", "SyntheticConfig", "TrainConfig", "iter_keys", "load_params", "merge_overlay",
-           "min_fittable_archive", "params_from_dict", "params_hash", "read_params_dict", "to_dict", "used_preset"]
+           "min_fittable_archive", "params_from_dict", "params_hash", "read_params_dict", "read_yaml", "to_dict",
+           "used_preset", "extended_file"]

@@ -58,7 +58,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 EXTENDS = "extends"
 
 
-def _read_yaml(p: Path) -> dict[str, Any]:
+def read_yaml(p: Path) -> dict[str, Any]:
+    """The top-level mapping of a params file (or preset) as written, keys unique; one-line errors."""
     if p.is_dir():
         raise ConfigError(f"{p}: is a directory, not a params file; pass --params PATH of a YAML file")
     try:
@@ -122,6 +123,11 @@ def used_preset(path: str | os.PathLike[str]) -> str | None:
     return first[len(USED_HEADER):].split(" ", 1)[0].strip() if first.startswith(USED_HEADER) else None
 
 
+def extended_file(path: Path, raw: Mapping[str, Any]) -> Path | None:
+    """The file a preset extends (its ``extends:`` path, relative to the preset's folder); None for a full file."""
+    return Path(os.path.normpath(path.parent / str(raw[EXTENDS]))) if EXTENDS in raw else None
+
+
 def read_params_dict(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The plain params mapping of a file.
 
@@ -131,11 +137,12 @@ def read_params_dict(path: str | os.PathLike[str]) -> dict[str, Any]:
     (stacking presets would silently keep the first one's values).
     """
     p = Path(path)
-    raw = _read_yaml(p)
-    if EXTENDS not in raw:
+    raw = read_yaml(p)
+    base_path = extended_file(p, raw)
+    if base_path is None:
         return raw
-    base_path = Path(os.path.normpath(p.parent / str(raw.pop(EXTENDS))))
-    base = _read_yaml(base_path)
+    raw.pop(EXTENDS)
+    base = read_yaml(base_path)
     if EXTENDS in base or base_path.resolve() == p.resolve():
         raise ConfigError(f"{p}: extends {base_path}, which is a preset itself; a preset extends the full defaults "
                           f"file (extends: ../params.yaml)")
