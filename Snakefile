@@ -10,6 +10,7 @@ configfile: "params.yaml"
 
 include: "rules/common.smk"
 include: "rules/data.smk"
+include: "rules/latency.smk"
 include: "rules/supernet.smk"
 include: "rules/search.smk"
 include: "rules/final.smk"

@@ -25,8 +25,10 @@ from nat2.errors import Nat2Error
 if TYPE_CHECKING:
     import torch
 
+    from nat2.costs import CostModel
     from nat2.data import EvalSet, ImageSource, Split, TrainLoader
     from nat2.evaluate import Evaluator
+    from nat2.latency import LatencyModel
     from nat2.space import Arch, SearchSpace
     from nat2.supernet import SuperNet, SuperNetSet
 
@@ -45,17 +47,33 @@ class RunContext:
         data: the dataset, its batch sizes and the training augmentation.
         seed: the root seed (the calibration set's augmentation draw, the loaders' order).
         split_path: the split file ``prepare_data`` wrote (None for a stage that reads no images).
+        lut_path: the latency look-up table ``profile_latency`` wrote (None: no latency predictions).
     """
 
     runtime: RuntimeConfig
     data: DataConfig
     seed: int
     split_path: Path | None = None
+    lut_path: Path | None = None
 
     @classmethod
-    def from_params(cls, params: Params, split: Path | None = None) -> RunContext:
-        """The context of a stage run with ``params`` on the split file ``split``."""
-        return cls(params.runtime, params.data, params.seed, split)
+    def from_params(cls, params: Params, split: Path | None = None, lut: Path | None = None) -> RunContext:
+        """The context of a stage run with ``params`` on the split file ``split`` (and the LUT ``lut``)."""
+        return cls(params.runtime, params.data, params.seed, split, lut)
+
+    def latency_model(self, space: SearchSpace) -> LatencyModel:
+        """The latency model of :attr:`lut_path` for ``space`` (checked to cover it and the class count)."""
+        from nat2.latency import LatencyModel
+
+        if self.lut_path is None:
+            raise Nat2Error("this needs the latency look-up table; pass --lut results/latency/lut.parquet")
+        return LatencyModel.load(self.lut_path, space, self.num_classes)
+
+    def cost_model(self, space: SearchSpace, *, latency: bool) -> CostModel:
+        """Params/MACs of ``space``'s genomes, and their predicted latency when ``latency``."""
+        from nat2.costs import CostModel
+
+        return CostModel(space, self.num_classes, self.latency_model(space) if latency else None)
 
     @cached_property
     def device(self) -> torch.device:
@@ -146,13 +164,15 @@ class RunContext:
 
 
 def build_evaluator(ctx: RunContext, space: SearchSpace, supernet: Path,
-                    cache_dir: Path | None = CACHE_DIR) -> Evaluator:
+                    cache_dir: Path | None = CACHE_DIR, *, latency: bool = False) -> Evaluator:
     """Data, super-net and cost model loaded once for a stage that evaluates many architectures.
+
+    ``latency``: the records carry the LUT model's predicted latency (a search with the latency objective);
+    otherwise their ``latency`` is null, so archives never depend on a timing they do not use.
 
     The evaluation cache is keyed by everything that decides a top-1 besides the architecture
     (:func:`nat2.evaluate.eval_context_key`); ``cache_dir`` None disables it.
     """
-    from nat2.costs import CostModel
     from nat2.evaluate import EvalCache, Evaluator, eval_context_key
 
     device, fmt, data = ctx.device, ctx.memory_format, ctx.data
@@ -162,5 +182,5 @@ def build_evaluator(ctx: RunContext, space: SearchSpace, supernet: Path,
     calib, val = ctx.evalset("calib"), ctx.evalset("val")
     key = eval_context_key(meta["content_hash"], calib, val, calib_batch_size=data.calib_batch_size,
                            eval_batch_size=data.eval_batch_size, memory_format=fmt, device=device)
-    return Evaluator(space, nets, meta["content_hash"], calib, val, CostModel(space, ctx.source.num_classes),
+    return Evaluator(space, nets, meta["content_hash"], calib, val, ctx.cost_model(space, latency=latency),
                      data.calib_batch_size, data.eval_batch_size, fmt, EvalCache(cache_dir, key))

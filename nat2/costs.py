@@ -38,6 +38,7 @@ network points at one module.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -64,7 +65,10 @@ from nat2.space import (
     stem_width,
 )
 
-__all__ = ["Cost", "CostModel"]
+if TYPE_CHECKING:
+    from nat2.latency import LatencyModel
+
+__all__ = ["Cost", "CostModel", "Geometry"]
 
 _STEM_KERNEL = 3
 _STEM_STRIDE = 2
@@ -92,7 +96,7 @@ def _conv(c_in: int, c_out: int, kernel: int, side: int, *, groups: int = 1, bia
 
 
 @dataclass(frozen=True)
-class _Geometry:
+class Geometry:
     """Channel widths and spatial sides of the backbone for one (width multiplier, resolution)."""
 
     width_mult: float
@@ -100,14 +104,17 @@ class _Geometry:
 
     @property
     def stem(self) -> int:
+        """Channels of the stem and the fixed first block."""
         return stem_width(self.width_mult)
 
     @property
     def widths(self) -> tuple[int, ...]:
+        """Output channels of the five stages."""
         return stage_widths(self.width_mult)
 
     @property
     def stem_side(self) -> int:
+        """Side of the stem's (stride-2) output map."""
         return output_side(self.resolution, _STEM_STRIDE)
 
     def stage_sides(self) -> tuple[tuple[int, int], ...]:
@@ -127,7 +134,7 @@ class _Geometry:
         return widths[stage], widths[stage], h_out, h_out
 
 
-def _stem_parts(geo: _Geometry) -> list[tuple[str, Cost]]:
+def _stem_parts(geo: Geometry) -> list[tuple[str, Cost]]:
     c, h = geo.stem, geo.stem_side
     return [
         ("stem.conv", _conv(_IN_CHANNELS, c, _STEM_KERNEL, h)),
@@ -136,7 +143,7 @@ def _stem_parts(geo: _Geometry) -> list[tuple[str, Cost]]:
     ]
 
 
-def _layer_parts(geo: _Geometry, stage: int, pos: int, kernel: int, expand: int,
+def _layer_parts(geo: Geometry, stage: int, pos: int, kernel: int, expand: int,
                  branch: int) -> list[tuple[str, Cost]]:
     c_in, c_out, h_in, h_out = geo.layer_io(stage, pos)
     prefix = f"stage{stage}.layer{pos}."
@@ -164,7 +171,7 @@ def _layer_parts(geo: _Geometry, stage: int, pos: int, kernel: int, expand: int,
     return [(prefix + name, cost) for name, cost in parts]
 
 
-def _exit_parts(geo: _Geometry, exit: int, num_classes: int) -> list[tuple[str, Cost]]:
+def _exit_parts(geo: Geometry, exit: int, num_classes: int) -> list[tuple[str, Cost]]:
     c, h = geo.widths[exit - 1], geo.stage_sides()[exit - 1][1]
     expand, mix = exit_widths(geo.width_mult, exit)
     return [
@@ -190,10 +197,13 @@ class CostModel:
     Attributes:
         space: the search space whose genomes are costed.
         num_classes: classifier outputs of the target task.
+        latency: the measured-latency model of the same space (:mod:`nat2.latency`); with it, every call also
+            returns ``latency`` (predicted milliseconds).
     """
 
     space: SearchSpace
     num_classes: int
+    latency: LatencyModel | None = field(default=None, repr=False, compare=False)
     _base: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]] = field(init=False, repr=False, compare=False)
     _layers: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]] = field(init=False, repr=False, compare=False)
     _heads: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]] = field(init=False, repr=False, compare=False)
@@ -207,6 +217,9 @@ class CostModel:
                 or self.num_classes < 1:
             raise ValueError(f"CostModel.num_classes must be a positive integer, got {self.num_classes!r}")
         object.__setattr__(self, "num_classes", int(self.num_classes))
+        if self.latency is not None and (self.latency.space != self.space
+                                         or self.latency.num_classes != self.num_classes):
+            raise ValueError("CostModel.latency: the latency model covers another space or class count")
         self._build_tables()
 
     def _build_tables(self) -> None:
@@ -220,7 +233,7 @@ class CostModel:
         choices = [layer_choice(code, sp.variant.parallel) for code in range(1, n_c)]
         for wi, w in enumerate(sp.width_mults):
             for ri, r in enumerate(sp.resolutions):
-                geo = _Geometry(w, r)
+                geo = Geometry(w, r)
                 base[:, wi, ri] = _as_pair(_total(_stem_parts(geo)))
                 for i in range(N_LAYERS):
                     stage, pos = divmod(i, MAX_DEPTH)
@@ -243,7 +256,8 @@ class CostModel:
                 network: heads ``1..nd``; equal to ``"single"`` for single-exit variants).
 
         Returns:
-            ``{"params": int64[n], "macs": int64[n]}``.
+            ``{"params": int64[n], "macs": int64[n]}``, plus ``"latency": float64[n]`` (milliseconds) with a
+            latency model.
 
         Raises:
             ValueError: on a wrong shape or a non-canonical genome (repair it first).
@@ -266,6 +280,8 @@ class CostModel:
         for k, name in enumerate(("params", "macs")):
             layer = self._layers[k][w[:, None], r[:, None], pos, codes]
             out[name] = self._base[k][w, r] + np.where(active, layer, 0).sum(axis=1) + heads[k][w, r, nd - 1]
+        if self.latency is not None:
+            out["latency"] = self.latency(G, exits)
         if np.ndim(ok) == 0:
             return {name: v[0] for name, v in out.items()}
         return out
@@ -280,7 +296,7 @@ class CostModel:
             ValueError: when ``arch`` does not belong to this cost model's space.
         """
         arch = self.space.canonicalize(arch)  # validates membership; costs never depend on the skipped stages
-        geo = _Geometry(arch.width_mult, arch.resolution)
+        geo = Geometry(arch.width_mult, arch.resolution)
         parts = _stem_parts(geo)
         for stage, pos, i in arch.active_layers():
             parts += _layer_parts(geo, stage, pos, arch.kernel_sizes[i], arch.expand_ratios[i], arch.branches[i])

@@ -212,7 +212,8 @@ class Evaluator:
             records.append({
                 "id": arch_id, "genome": [int(g) for g in genome], "resolution": arch.resolution,
                 "width": arch.width_mult, "exit": arch.exit, "top1": top1, "error": 1.0 - top1 / 100.0,
-                "params": int(costs["params"][i]), "macs": int(costs["macs"][i]), "latency": None,
+                "params": int(costs["params"][i]), "macs": int(costs["macs"][i]),
+                "latency": float(costs["latency"][i]) if "latency" in costs else None,
                 "predicted_error": None if predicted is None else float(predicted[i]), "iteration": iteration,
                 "origin": origin, "checkpoint_hash": self.checkpoint_hash, "seed": seed,
             })

@@ -54,6 +54,8 @@ def extract_slots(objectives: Sequence[str], slots: int, space: SearchSpace, ctx
         raise Nat2Error(f"the final archive has {len(df)} architectures, fewer than the {k} postprocess.slots; "
                         "lower it or search longer")
     chosen = sel.high_tradeoff(F, k)
+    # every card says its predicted latency (searched on or not) when the run has a LUT
+    costed = ctx.cost_model(space, latency=ctx.lut_path is not None)
     cards = []
     with atomic_dir(out) as tmp:
         manifest(tmp / "manifest.json", str(next(ev.nets.parameters()).device),
@@ -67,12 +69,13 @@ def extract_slots(objectives: Sequence[str], slots: int, space: SearchSpace, ctx
             sub = calibrated_subnet(ev.nets, arch, ev.calib, calib_batch_size=ev.calib_batch_size,
                                     memory_format=ev.memory_format)
             top1 = accuracy(sub, ev.val.batches(arch.resolution, ev.eval_batch_size))
-            costs = ev.cost_model(genome[None])
+            costs = costed(genome[None])
             card = {
                 "slot": slot, "id": str(row["id"]), "variant": space.variant.name, "arch": arch.to_json(),
                 "genome": [int(g) for g in genome], "num_classes": ev.nets.num_classes,
                 "resolution": arch.resolution, "params": int(costs["params"][0]), "macs": int(costs["macs"][0]),
-                "val_top1": top1, "archive_top1": float(row["top1"]), "origin_iteration": int(row["iteration"]),
+                "latency_predicted_ms": float(costs["latency"][0]) if "latency" in costs else None, "val_top1": top1,
+                "archive_top1": float(row["top1"]), "origin_iteration": int(row["iteration"]),
                 "supernet_hash": ev.checkpoint_hash, "objectives": list(names), "exits": "single",
             }
             folder = tmp / f"slot_{slot}"

@@ -32,7 +32,6 @@ from torch import nn
 from nat2.checkpoint import load_checkpoint, save_checkpoint
 from nat2.config import FinetuneConfig, params_hash, to_dict
 from nat2.context import RunContext
-from nat2.costs import CostModel
 from nat2.errors import Nat2Error
 from nat2.evaluate import accuracy, calibrated_subnet
 from nat2.io import atomic_dir, csv_text, write_json, write_text
@@ -191,11 +190,14 @@ def finetune_slot(cfg: FinetuneConfig, space: SearchSpace, ctx: RunContext, slot
     h2 = _run(model, loader2, best_epochs, cfg, None, r, eb, partial / "step2.pt", "step2", run_hash, None, loss_w,
               seed=ctx.seed, stream=100 + seed_iter)
     test_after = accuracy(model, test.batches(r, eb))
-    costs = CostModel(space, ctx.source.num_classes)(np.asarray(card["genome"])[None], "all" if multi else "single")
+    costed = ctx.cost_model(space, latency=ctx.lut_path is not None)
+    costs = costed(np.asarray(card["genome"])[None], "all" if multi else "single")
     result = {**card, "finetune": to_dict(cfg), "exits": "all" if multi else "single",
               "loss_weights": list(loss_w) if multi else None, "output_weights": list(out_w) if multi else None,
               "params": int(costs["params"][0]), "macs": int(costs["macs"][0]),
-              "searched_params": card["params"], "searched_macs": card["macs"],
+              "latency_predicted_ms": float(costs["latency"][0]) if "latency" in costs else None,
+              "searched_params": card["params"],
+              "searched_macs": card["macs"],
               "val_top1_finetuned": best["val_top1"], "finetune_epochs": best_epochs,
               "test_top1_before": test_before, "test_top1_after": test_after}
     model = model.to(device="cpu", memory_format=torch.contiguous_format).eval()

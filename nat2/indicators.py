@@ -33,7 +33,7 @@ def normalise(F: npt.ArrayLike, names: Sequence[str], max_costs: Mapping[str, fl
     """Objectives on a fixed scale: ``error`` as is (a fraction), every cost divided by the largest network's cost.
 
     The scale depends only on the search space (the caller computes ``max_costs`` with the cost model on
-    :meth:`SearchSpace.max_genome`, and a fixed latency for the max network), never on which architectures an
+    :meth:`SearchSpace.max_genome`; latency: the max network's predicted latency), never on which architectures an
     archive happens to hold, so hypervolumes of different iterations, runs, seeds and policies are comparable.
 
     Args:
@@ -95,24 +95,30 @@ def hypervolume(F_norm: npt.ArrayLike, ref_point: float | Sequence[float]) -> fl
 
 
 def max_costs(space: SearchSpace, model: CostModel) -> dict[str, float]:
-    """The largest architecture's costs: the fixed scale of :func:`normalise` (latency: a fixed 1.0 for now)."""
+    """The largest architecture's costs: the fixed scale of :func:`normalise`.
+
+    Latency (with a latency model) is the max architecture's *predicted* latency: a measurement would make the
+    scale, and so every hypervolume, depend on the noise of one timing.
+    """
     c = model(space.max_genome()[None])
-    return {"params": float(c["params"][0]), "macs": float(c["macs"][0]), "latency": 1.0}
+    return {name: float(v[0]) for name, v in c.items()}
 
 
 def cost_matrix(space: SearchSpace, model: CostModel, objectives: Sequence[str], G: np.ndarray) -> np.ndarray:
-    """Exact cost objectives (every objective but error) of genomes ``G``, normalised by the max arch's costs.
+    """Cost objectives (every objective but error) of genomes ``G``, normalised by the max arch's costs.
+
+    Params and MACs are exact counts; latency is the LUT model's prediction.
 
     Raises:
-        Nat2Error: a latency objective (not measurable inside the inner search yet).
+        Nat2Error: a latency objective without a latency model.
     """
     c = model(G)
     mx = max_costs(space, model)
     cols = []
     for name in objectives[1:]:
-        if name == "latency":
-            raise Nat2Error("the latency objective needs measured latency, not available in the inner search yet; "
-                            "use params or macs")
+        if name not in c:
+            raise Nat2Error("the latency objective needs the latency look-up table (profile_latency's "
+                            "results/latency/lut.parquet, passed as --lut)")
         cols.append(c[name].astype(np.float64) / mx[name])
     return np.column_stack(cols)
 

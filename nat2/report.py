@@ -9,8 +9,12 @@ Agg backend), so a figure never shows data that the CSV does not hold.
 Slots are ranked on validation (step 1's best epoch); test top-1 is only reported. ``archive.csv`` / ``front.csv``
 carry a ``cost`` column, the searched cost objective (``params`` or ``macs``), so the DVC plot of the front uses
 the axis it is non-dominated on. Files (each a separate pipeline output): ``summary.md``, ``metrics.json``,
-``hv.csv``, ``surrogate.csv``, ``archive.csv``, ``front.csv``, ``training.csv``, ``finetune.csv`` and
-``figures/*.png``.
+``hv.csv``, ``surrogate.csv``, ``archive.csv``, ``front.csv``, ``training.csv``, ``finetune.csv``,
+``latency.csv`` and ``figures/*.png``.
+
+Latency: every archive member's predicted latency comes from the LUT model (``archive.csv``'s ``latency_ms``); each
+slot's exported program is timed here, as ``profile_latency`` timed the LUT (:func:`measure_slots`), so a timing
+setting reruns the report and never the fine-tuning, and the cards stay byte-reproducible.
 """
 
 from __future__ import annotations
@@ -41,12 +45,13 @@ __all__ = ["FILES", "FIGURES", "build_report", "summary_table", "write_report"]
 log = logging.getLogger(__name__)
 
 FILES = ("summary.md", "metrics.json", "hv.csv", "surrogate.csv", "archive.csv", "front.csv", "training.csv",
-         "finetune.csv")
-FIGURES = ("hv.png", "surrogate.png", "front.png", "training.png", "finetune.png")
+         "finetune.csv", "latency.csv")
+FIGURES = ("hv.png", "surrogate.png", "front.png", "latency.png", "training.png", "finetune.png")
 
 _HV_COLUMNS = ("iteration", "hv", "front_size", "archive_size", "best_top1")
 _TAU_COLUMNS = ("iteration", "model", "cv_kendall_tau", "cv_rmse", "candidates_kendall_tau", "candidates_rmse")
-_POINT_COLUMNS = ("id", "iteration", "origin", "top1", "error", "params", "macs", "cost", "rank")
+_POINT_COLUMNS = ("id", "iteration", "origin", "top1", "error", "params", "macs", "latency_ms", "cost", "rank")
+_LATENCY_COLUMNS = ("slot", "predicted_ms", "measured_ms")
 _TRAIN_COLUMNS = ("index", "phase", "width", "epoch", "lr", "train_loss", "train_top1", "val_top1")
 _FT_COLUMNS = ("slot", "index", "step", "epoch", "lr", "train_loss", "val_loss", "val_top1")
 
@@ -70,15 +75,22 @@ def _num(value: str | None) -> float | None:
     return None if value in (None, "") else float(value)
 
 
-def build_report(params: Params, search: Path, supernet_dir: Path, finetune: Path) -> dict[str, Any]:
-    """Gather every table of the report (pure data: nothing is written)."""
+def build_report(params: Params, search: Path, supernet_dir: Path, finetune: Path, lut: Path,
+                 measure: bool = True) -> dict[str, Any]:
+    """Gather every table of the report (nothing is written).
+
+    ``lut``: the latency look-up table; its model predicts every archive member's latency, and ``measure`` times
+    each fine-tuned slot's exported program (``latency.backend``; :func:`measure_slots`).
+    """
     from nat2.indicators import archive_stats, max_costs
+    from nat2.latency import LatencyModel
 
     order = ["0", *params.search.iteration_order]
     cards = [_read_json(finetune / f"slot_{k}" / "card.json", "rerun the finetune stage")
              for k in params.postprocess.slots]
     space = SearchSpace.from_config(params.supernet)
-    model = CostModel(space, int(cards[0]["num_classes"]))
+    num_classes = int(cards[0]["num_classes"])
+    model = CostModel(space, num_classes, LatencyModel.load(lut, space, num_classes))
     names = params.search.objectives
     scale = max_costs(space, model)
 
@@ -103,10 +115,12 @@ def build_report(params: Params, search: Path, supernet_dir: Path, finetune: Pat
     for r, idx in enumerate(sel.fronts(F)):
         rank[idx] = r
     cost_axis = next((n for n in names[1:] if n in ("params", "macs")), "params")
+    predicted = model(np.stack(final["genome"].to_numpy()).astype(np.int64))["latency"]
     points = [{"id": str(row["id"]), "iteration": int(row["iteration"]), "origin": str(row["origin"]),
                "top1": float(row["top1"]), "error": float(row["error"]), "params": int(row["params"]),
-               "macs": int(row["macs"]), "cost": int(row[cost_axis]), "rank": int(rank[i])}
-              for i, row in final.iterrows()]
+               "macs": int(row["macs"]), "latency_ms": float(predicted[i]), "cost": int(row[cost_axis]),
+               "rank": int(rank[i])}
+              for i, row in enumerate(final.to_dict("records"))]
     front = [p for p in points if p["rank"] == 0]
 
     training = []
@@ -119,9 +133,43 @@ def build_report(params: Params, search: Path, supernet_dir: Path, finetune: Pat
         ft_rows += [{"slot": card["slot"], "index": i + 1, **{k: r.get(k) for k in _FT_COLUMNS[2:]}}
                     for i, r in enumerate(rows)]
 
-    return {"cost_axis": cost_axis, "hv": hv_rows, "surrogate": tau_rows, "archive": points, "front": front,
-            "training": training, "finetune": ft_rows, "cards": cards,
-            "metrics": _metrics(params, hv_rows, tau_rows, cards, front)}
+    slot_latency = measure_slots(params, finetune, cards) if measure else [
+        {"slot": c["slot"], "predicted_ms": c.get("latency_predicted_ms"), "measured_ms": None} for c in cards]
+    metrics = _metrics(params, hv_rows, tau_rows, cards, front)
+    best = next(row for row in slot_latency if row["slot"] == metrics["best_slot"])
+    metrics.update(best_latency_predicted_ms=best["predicted_ms"], best_latency_measured_ms=best["measured_ms"],
+                   latency_model=model.latency.meta["validation"])
+    return {"cost_axis": cost_axis, "hv": hv_rows, "latency": slot_latency, "lut": model.latency.meta,
+            "surrogate": tau_rows, "archive": points, "front": front, "training": training, "finetune": ft_rows,
+            "cards": cards, "metrics": metrics}
+
+
+def measure_slots(params: Params, finetune: Path, cards: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each slot's predicted latency (its card) and measured one: its exported program, timed as the LUT was.
+
+    ``latency.backend`` torch times ``model.pt2`` (the ``torch.export`` program) on ``runtime.device``,
+    onnxruntime times ``model.onnx``; same batch size, threads, warm-up, repeats and rounds as the LUT.
+    """
+    import torch
+
+    from nat2.latency.timing import make_timer
+    from nat2.runtime import memory_format, setup_torch
+
+    cfg = params.latency
+    timer = make_timer(cfg.backend, setup_torch(params.runtime), memory_format(params.runtime),
+                       params.runtime.threads, cfg.batch_size, cfg.warmup, cfg.repeats, cfg.rounds)
+    runners = []
+    for c in cards:
+        folder = finetune / f"slot_{c['slot']}"
+        r = int(c["resolution"])
+        if cfg.backend == "onnxruntime":
+            runners.append(timer.prepare_onnx(folder / "model.onnx", (3, r, r)))
+        else:
+            program = torch.export.load(folder / "model.pt2").module()
+            runners.append(timer.prepare(program, (3, r, r)))
+    timings = timer.time(runners, np.random.default_rng(params.seed))
+    return [{"slot": c["slot"], "predicted_ms": c.get("latency_predicted_ms"), "measured_ms": t.latency_ms}
+            for c, t in zip(cards, timings, strict=True)]
 
 
 def _phases(params: Params) -> list[str]:
@@ -151,21 +199,27 @@ def _metrics(params: Params, hv_rows: list[dict[str, Any]], tau_rows: list[dict[
     }
 
 
-def summary_table(cards: Sequence[dict[str, Any]]) -> str:
-    """The slots as a Markdown table (also what ``nat2 show`` prints)."""
-    head = ("| slot | id | exits | res | params (M) | MACs (M) | val top-1 (search) | val top-1 (fine-tuned) "
-            "| epochs | test top-1 before | test top-1 after |")
+def summary_table(cards: Sequence[dict[str, Any]], latency: Sequence[dict[str, Any]] = ()) -> str:
+    """The slots as a Markdown table (also what ``nat2 show`` prints); ``latency``: :func:`measure_slots`' rows."""
+    measured = {row["slot"]: row["measured_ms"] for row in latency}
+    head = ("| slot | id | exits | res | params (M) | MACs (M) | latency ms (pred / meas) | val top-1 (search) "
+            "| val top-1 (fine-tuned) | epochs | test top-1 before | test top-1 after |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for c in cards:
+        pred = c.get("latency_predicted_ms")
+        meas = measured.get(c["slot"])
+        lat = f"{pred:.2f}" if pred is not None else "-"
+        lat += f" / {meas:.2f}" if meas is not None else ""
         lines.append(f"| {c['slot']} | {c['id']} | {c.get('exits', 'single')} | {c['resolution']} "
-                     f"| {c['params'] / 1e6:.3f} | {c['macs'] / 1e6:.2f} | {c['val_top1']:.2f} "
+                     f"| {c['params'] / 1e6:.3f} | {c['macs'] / 1e6:.2f} | {lat} | {c['val_top1']:.2f} "
                      f"| {c['val_top1_finetuned']:.2f} | {c['finetune_epochs']} | {c['test_top1_before']:.2f} "
                      f"| {c['test_top1_after']:.2f} |")
     return "\n".join(lines) + "\n"
 
 
 def _summary(params: Params, rep: dict[str, Any]) -> str:
-    m = rep["metrics"]
+    m, lut = rep["metrics"], rep["lut"]
+    val = lut["validation"]
     hv = "\n".join(f"| {r['iteration']} | {r['hv']:.5f} | {r['front_size']} | {r['best_top1']:.2f} |"
                    for r in rep["hv"])
     small = m["smallest_within_1pt"]
@@ -174,13 +228,18 @@ def _summary(params: Params, rep: dict[str, Any]) -> str:
         f"{params.data.dataset}, {params.supernet.variant}, policy {params.search.policy}, seed {params.seed}, "
         f"objectives {' / '.join(params.search.objectives)}, {m['iterations']} iterations.\n\n"
         f"## Subnets\n\nTest top-1 is measured only here, after every decision (slots are ranked on "
-        f"validation).\n\n{summary_table(rep['cards'])}\n"
+        f"validation). Latency: the LUT model's prediction / the exported program timed on "
+        f"{lut['device_name']} ({lut['backend']}, {lut['threads']} threads, batch {lut['batch_size']}).\n\n"
+        f"{summary_table(rep['cards'], rep['latency'])}\n"
         f"Best fine-tuned subnet (by validation): slot {m['best_slot']}, {m['best_params'] / 1e6:.3f} M params, "
         f"test top-1 **{m['best_test_top1']:.2f} %**; smallest within 1 validation point: slot {small['slot']} "
         f"({small['params'] / 1e6:.3f} M params, test top-1 {small['test_top1']:.2f} %).\n\n"
         f"## Search\n\nHypervolume on the fixed normalisation (reference {params.search.hv_ref}): "
         f"{m['initial_hv']:.5f} -> {m['final_hv']:.5f}.\n\n"
         f"| iteration | HV | front size | best val top-1 |\n|---|---|---|---|\n{hv}\n\n"
+        f"## Latency model\n\nLUT sum x {lut['scale']:.3f} + {lut['offset_ms']:.3f} ms; on {val['n']} held-out "
+        f"random sub-networks Kendall tau {val['kendall_tau']:.3f}, MAPE {val['mape']:.1f} % "
+        f"(results/latency/).\n\n"
         f"Plot data: hv.csv, surrogate.csv, archive.csv, front.csv, training.csv, finetune.csv; "
         f"figures in figures/.\n"
     )
@@ -225,6 +284,20 @@ def _figures(rep: dict[str, Any], folder: Path) -> None:
     ax.legend()
     save(fig, "front.png")
 
+    lat = frame("latency.csv")
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.scatter(pts["latency_ms"], pts["top1"], s=10, c="0.7", label="final archive (predicted)")
+    slots = {c["slot"]: c for c in rep["cards"]}
+    ax.scatter(lat["predicted_ms"], [slots[s]["val_top1_finetuned"] for s in lat["slot"]], marker="o", c="C3",
+               label="slots (fine-tuned), predicted")
+    if lat["measured_ms"].notna().any():
+        ax.scatter(lat["measured_ms"], [slots[s]["val_top1_finetuned"] for s in lat["slot"]], marker="x",
+                   c="C0", label="slots (fine-tuned), measured")
+    ax.set(xlabel=f"latency (ms, batch {rep['lut']['batch_size']}, {rep['lut']['backend']})",
+           ylabel="val top-1 (%)", title="Accuracy against latency")
+    ax.legend(fontsize=7)
+    save(fig, "latency.png")
+
     tr = frame("training.csv")
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for (phase, width), g in tr.groupby(["phase", "width"], sort=False):
@@ -242,9 +315,10 @@ def _figures(rep: dict[str, Any], folder: Path) -> None:
     save(fig, "finetune.png")
 
 
-def write_report(params: Params, search: Path, supernet_dir: Path, finetune: Path, out: Path) -> dict[str, Any]:
+def write_report(params: Params, search: Path, supernet_dir: Path, finetune: Path, lut: Path,
+                 out: Path) -> dict[str, Any]:
     """Write every report file into ``out``; all are prepared in a temporary folder and then moved into place."""
-    rep = build_report(params, search, supernet_dir, finetune)
+    rep = build_report(params, search, supernet_dir, finetune, lut)
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".report-", dir=out))
     try:
@@ -256,6 +330,7 @@ def write_report(params: Params, search: Path, supernet_dir: Path, finetune: Pat
         write_text(tmp / "front.csv", csv_text(rep["front"], digits=None, columns=_POINT_COLUMNS))
         write_text(tmp / "training.csv", csv_text(rep["training"], _TRAIN_COLUMNS))
         write_text(tmp / "finetune.csv", csv_text(rep["finetune"], _FT_COLUMNS))
+        write_text(tmp / "latency.csv", csv_text(rep["latency"], _LATENCY_COLUMNS))
         (tmp / "figures").mkdir()
         _figures(rep, tmp / "figures")
         for name in FILES:

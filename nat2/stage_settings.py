@@ -6,7 +6,8 @@ same values. This module is data only, apart from the lookup: editing a path or 
 never makes the stages that hash their settings look changed.
 
 Keys that cannot change a result (:data:`NEVER_INVALIDATES`: threads, checkpoint cadence, download permission) are
-read by the stages at run time but never rerun anything.
+read by the stages at run time but never rerun anything, except ``runtime.threads`` for ``profile_latency``,
+whose result is a timing.
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ EVALUATION = ("seed", *DEVICE, *EVAL_DATA, *NET, "search.objectives")
 #: stage -> its settings (``{phase}`` stands for the phase a ``train_phase`` job trains)
 SETTINGS: Mapping[str, tuple[str, ...]] = {
     "prepare_data": ("seed", *SPLIT),
+    # a timing depends on the threads it ran with: the one stage where runtime.threads changes a result
+    "profile_latency": ("seed", *DEVICE, "runtime.threads", *SPACE, "latency"),
     "train_full": ("seed", *DEVICE, *TRAIN_DATA, *_children("supernet"),
                     # the first phase has no teacher
                     *(k for k in TRAIN if k not in ("train.teacher", "train.kd_ratio")),
@@ -80,8 +83,9 @@ SETTINGS: Mapping[str, tuple[str, ...]] = {
     "adapt_supernet": (*EVALUATION, *ADAPT_TRAIN, "search.iterations", "search.top_n", "search.adapt"),
     "extract": (*EVALUATION, "postprocess.slots"),
     "finetune": ("seed", *DEVICE, *TRAIN_DATA, *NET, "postprocess.finetune"),
-    "report": ("seed", "data.dataset", *SPACE, "train.lineage", "search.objectives", "search.policy",
-                    "search.iterations", "search.hv_ref", "postprocess.slots"),
+    # the report times the slots' exported programs as profile_latency timed the LUT
+    "report": ("seed", *DEVICE, "runtime.threads", "latency", "data.dataset", *SPACE, "train.lineage",
+                    "search.objectives", "search.policy", "search.iterations", "search.hv_ref", "postprocess.slots"),
 }
 
 

@@ -258,8 +258,10 @@ PARAMS_CASES = [
      "key 'seed' appears twice"),
     ("a binary params file", lambda p: p.write_bytes(bytes(range(256)) * 4), "not a text file"),
     ("a directory as the params file", lambda p: p.mkdir(), "is a directory"),
-    ("the latency objective", lambda p: p.write_text(_params_text({"search.objectives": ["error", "latency"]})),
-     "latency is not measured yet"),
+    ("an unknown latency backend", lambda p: p.write_text(_params_text({"latency.backend": "tflite"})),
+     "latency.backend = 'tflite': must be one of torch, onnxruntime"),
+    ("no latency rounds", lambda p: p.write_text(_params_text({"latency.rounds": 0})),
+     "latency.rounds = 0: must be an integer >= 1"),
 ]
 
 
@@ -272,6 +274,15 @@ def test_bad_params_file_is_refused_by_validate(make: Callable[[Path], None], ex
     assert cli_main(["validate", str(p)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and expect in err[0], err
+
+
+def test_latency_objective_params_file_validates(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Latency is measured now (profile_latency): the objective that used to be refused validates."""
+    p = tmp_path / "params.yaml"
+    p.write_text(_params_text({"search.objectives": ["error", "macs", "latency"]}))
+    capsys.readouterr()
+    assert cli_main(["validate", str(p)]) == 0
+    assert capsys.readouterr().err.strip() == ""
 
 
 def test_full_disk_is_one_line(chain: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -202,14 +202,36 @@ def test_console_script_runs() -> None:
     assert "ee_dense" in out
 
 
-def test_latency_objective_is_refused_before_any_training(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    msg = _expect_one_line_error({"search.objectives": ["error", "latency"]}, "search.objectives")
-    assert "latency is not measured" in msg
+def test_latency_objective_validates(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for objectives in (["error", "latency"], ["error", "macs", "latency"]):
+        params = load_params(PARAMS, overrides={"search.objectives": objectives})
+        assert params.search.objectives == tuple(objectives)
     raw = yaml.safe_load(PARAMS.read_text())
     raw["search"]["objectives"] = ["error", "macs", "latency"]
     f = tmp_path / "p.yaml"
     f.write_text(yaml.safe_dump(raw, sort_keys=False))
     capsys.readouterr()
+    assert cli_main(["validate", str(f)]) == 0
+    assert "valid" in capsys.readouterr().out
+    params = load_params(f)
+    assert params.search.objectives == ("error", "macs", "latency")
+    assert (params.latency.backend, params.latency.rounds, params.latency.validate_subnets) == ("torch", 5, 50)
+
+
+@pytest.mark.parametrize(("key", "value", "expect"), [
+    ("latency.backend", "tflite", "latency.backend = 'tflite': must be one of torch, onnxruntime"),
+    ("latency.rounds", 0, "latency.rounds = 0: must be an integer >= 1"),
+    ("latency.fit_subnets", 1, "latency.fit_subnets = 1: must be an integer >= 2"),
+])
+def test_bad_latency_key_is_one_line(key: str, value: object, expect: str, tmp_path: Path,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    assert expect in _expect_one_line_error({key: value}, key)
+    raw = yaml.safe_load(PARAMS.read_text())
+    section, name = key.split(".")
+    raw[section][name] = value
+    f = tmp_path / "p.yaml"
+    f.write_text(yaml.safe_dump(raw, sort_keys=False))
+    capsys.readouterr()
     assert cli_main(["validate", str(f)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "latency" in err[0]
+    assert len(err) == 1 and expect in err[0], err

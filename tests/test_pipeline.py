@@ -173,7 +173,7 @@ def test_slurm_profile_dry_run_lists_gpu_jobs(tmp_path: Path) -> None:
         elif line.strip().startswith("resources:") and rule is not None:
             resources.setdefault(rule, set()).add(line.split(":", 1)[1].replace(" ", ""))
     gpu_rules = {"train_full", "train_phase", "evaluate_shard", "update_archive", "adapt_supernet", "extract",
-                 "finetune"}
+                 "finetune", "profile_latency", "report"}
     assert gpu_rules <= set(resources), sorted(resources)
     for rule, lines in resources.items():
         for res in lines:
@@ -257,6 +257,49 @@ def test_dvc_reproduces_rereruns_and_round_trips(tiny: dict, tmp_path: Path) -> 
     assert "Running stage" not in repro.stdout, repro.stdout
 
 
+def test_three_objectives_with_latency_run_through_both_tools(tiny: dict, tmp_path: Path) -> None:
+    """Error, MACs and predicted latency (NSGA-III inside) on the tiny chain's super-net and LUT: Snakemake and DVC
+    write byte-identical archives whose latency column is the LUT model's prediction."""
+    from nat2.latency import LatencyModel
+
+    smk = tiny["root"]
+    runs = {}
+    for tool in ("snakemake", "dvc"):
+        repo = copy_repo(ROOT, tmp_path / tool)
+        use_preset(repo / "params/ci.yaml", repo / "params.yaml")
+        write_params(repo / "params.yaml", {"search.objectives": ["error", "macs", "latency"]},
+                     base=repo / "params.yaml")
+        if tool == "dvc":  # the code in git first; the copied run's outputs go to DVC
+            run_tool(["git", "init", "-q", "-b", "main"], repo)
+            run_tool(["git", "add", "-A"], repo)
+            run_tool(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "code"], repo)
+        shutil.copytree(smk / "data", repo / "data", dirs_exist_ok=True)
+        for folder in ("results/supernet", "results/latency"):  # newer than the code: Snakemake keeps them
+            shutil.copytree(smk / folder, repo / folder, ignore=shutil.ignore_patterns(".snakemake_timestamp"))
+        target = "results/search/iter_1/updated.parquet"
+        if tool == "snakemake":
+            out = run_tool(["snakemake", "--cores", "2", target], repo)
+            assert "rule train_full" not in out.stdout + out.stderr
+            assert "rule profile_latency" not in out.stdout + out.stderr
+        else:
+            run_tool(["dvc", "commit", "-f", "-q", "--with-deps", "assemble_supernet"], repo)
+            run_tool(["dvc", "commit", "-f", "-q", "profile_latency"], repo)
+            repro = run_tool(["dvc", "repro", "update_archive@1"], repo).stdout
+            assert "Running stage 'train_full'" not in repro and "Running stage 'profile_latency'" not in repro
+        runs[tool] = repo
+    params = load_params(runs["dvc"] / "params.yaml")
+    space = SearchSpace.from_config(params.supernet)
+    model = LatencyModel.load(smk / "results/latency/lut.parquet", space, 10)
+    for name in ("iter_0/archive.parquet", "iter_1/candidates.parquet", "iter_1/updated.parquet"):
+        a, b = (runs[t] / "results/search" / name for t in ("snakemake", "dvc"))
+        assert a.read_bytes() == b.read_bytes(), name
+    df = arc.read_archive(runs["dvc"] / "results/search/iter_1/updated.parquet")
+    assert df["latency"].notna().all()
+    np.testing.assert_allclose(df["latency"].to_numpy(), model(np.stack(df["genome"].to_numpy())), rtol=1e-12)
+    F = arc.objective_matrix(df, params.search.objectives)
+    assert F.shape[1] == 3 and len(sel.non_dominated(F)) >= 2
+
+
 def test_snakemake_reruns_one_iteration_and_post_processing(tiny: dict) -> None:
     root = tiny["root"]
     before = _files(root, "results") | _files(root, "data")
@@ -293,6 +336,8 @@ EDITS = {
     "train.checkpoint_minutes": (1.0, set()),
     "search.hv_ref": (1.1, {"report"}),
     "search.shards": ([0, 1, 2], {"evaluate_shard@0", "evaluate_shard@1", "evaluate_shard@2", "init_archive"}),
+    # timing settings: the LUT and the report's timing of the slots, nothing trained or evaluated
+    "latency.repeats": (3, {"profile_latency", "report"}),
 }
 
 
@@ -380,7 +425,7 @@ def test_a_real_slurm_run_equals_the_local_run(tiny: dict, tmp_path: Path) -> No
         table.setdefault(fields["Comment"].removeprefix("rule_").split("_wildcards")[0], set()).add(
             (fields["Partition"], fields.get("TresPerJob", ""), fields["JobState"]))
     gpu_rules = {"train_full", "train_phase", "evaluate_shard", "update_archive", "adapt_supernet", "extract",
-                 "finetune"}
+                 "finetune", "profile_latency", "report"}
     assert submitted >= 20 and gpu_rules <= set(table), sorted(table)
     for rule, runs in table.items():
         for partition, tres, state in runs:

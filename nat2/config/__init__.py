@@ -18,6 +18,7 @@ from nat2.config.files import (
 )
 from nat2.config.schema import (
     DATASETS,
+    LATENCY_BACKENDS,
     NESTED_CV_SURROGATES,
     OBJECTIVES,
     PHASES,
@@ -28,6 +29,7 @@ from nat2.config.schema import (
     AugmentConfig,
     DataConfig,
     FinetuneConfig,
+    LatencyConfig,
     Params,
     PhaseConfig,
     PhasesConfig,
@@ -44,9 +46,9 @@ from nat2.config.schema import (
 )
 from nat2.config.spec import Spec
 
-__all__ = ["DATASETS", "EXTENDS", "NESTED_CV_SURROGATES", "OBJECTIVES", "PHASES", "POLICIES", "SURROGATES",
-           "USED_HEADER", "VARIANTS", "AdaptConfig", "AugmentConfig", "DataConfig", "FinetuneConfig", "Params",
-           "PhaseConfig", "PhasesConfig", "PostprocessConfig", "RuntimeConfig", "SearchConfig", "Spec",
-           "SuperNetConfig", "SyntheticConfig", "TrainConfig", "iter_keys", "load_params", "merge_overlay",
-           "min_fittable_archive", "params_from_dict", "params_hash", "read_params_dict", "read_yaml", "to_dict",
-           "used_preset", "extended_file"]
+__all__ = ["DATASETS", "EXTENDS", "LATENCY_BACKENDS", "NESTED_CV_SURROGATES", "OBJECTIVES", "PHASES", "POLICIES",
+           "SURROGATES", "USED_HEADER", "VARIANTS", "AdaptConfig", "AugmentConfig", "DataConfig", "FinetuneConfig",
+           "LatencyConfig", "Params", "PhaseConfig", "PhasesConfig", "PostprocessConfig", "RuntimeConfig",
+           "SearchConfig", "Spec", "SuperNetConfig", "SyntheticConfig", "TrainConfig", "iter_keys", "load_params",
+           "merge_overlay", "min_fittable_archive", "params_from_dict", "params_hash", "read_params_dict",
+           "read_yaml", "to_dict", "used_preset", "extended_file"]

@@ -178,7 +178,7 @@ def adapt_supernet_step(search: SearchConfig, train: TrainConfig, space: SearchS
     nets = nets.cpu().to(memory_format=torch.contiguous_format)
     save_supernet(supernet_out, nets, {**{k: v for k, v in meta.items() if k not in ("content_hash", "optimizers")},
                                        "optimizers": new_optimizers, "adapted_iteration": iteration})
-    ev = build_evaluator(ctx, space, supernet_out, cache_dir)
+    ev = build_evaluator(ctx, space, supernet_out, cache_dir, latency="latency" in search.objectives)
     G = np.stack(df["genome"].to_numpy()).astype(np.int64)
     records = pd.DataFrame(ev.evaluate(G, iteration=iteration, origin="reevaluated", seed=ctx.seed))
     out = df.copy()

@@ -20,7 +20,6 @@ import pandas as pd
 from nat2 import archive as arc
 from nat2.config import SearchConfig
 from nat2.context import CACHE_DIR, RunContext, build_evaluator
-from nat2.costs import CostModel
 from nat2.errors import Nat2Error
 from nat2.genome_list import read_genomes, write_genomes
 from nat2.indicators import archive_stats, max_costs
@@ -48,12 +47,16 @@ def sample_initial(search: SearchConfig, space: SearchSpace, seed: int, out: Pat
 
 
 def evaluate_shard(ctx: RunContext, space: SearchSpace, shards: Sequence[int], shard: int, genomes: Path,
-                   supernet: Path, out: Path, iteration: int = 0, cache_dir: Path | None = CACHE_DIR) -> int:
-    """Evaluate every ``n``-th genome of a genome list (``n`` = number of ``search.shards``) into an archive file."""
+                   supernet: Path, out: Path, iteration: int = 0, cache_dir: Path | None = CACHE_DIR, *,
+                   latency: bool = False) -> int:
+    """Evaluate every ``n``-th genome of a genome list (``n`` = number of ``search.shards``) into an archive file.
+
+    ``latency``: record the predicted latency (the latency objective is searched).
+    """
     n = len(shards)
     if shard not in shards:
         raise Nat2Error(f"--shard {shard} is not one of search.shards {list(shards)}")
-    ev = build_evaluator(ctx, space, supernet, cache_dir)
+    ev = build_evaluator(ctx, space, supernet, cache_dir, latency=latency)
     df = read_genomes(genomes, ev.space)
     part = df.iloc[shard::n]
     G = np.stack(part["genome"].to_numpy()) if len(part) else np.zeros((0, ev.space.n_var), np.int64)
@@ -91,7 +94,7 @@ def init_archive(search: SearchConfig, space: SearchSpace, ctx: RunContext, shar
     arc.write_archive(out, arc.make_archive(result))
     with atomic_path(supernet_out) as tmp:  # the super-net iteration 1 continues from
         shutil.copyfile(supernet, tmp)
-    scale = max_costs(space, CostModel(space, ctx.num_classes))
+    scale = max_costs(space, ctx.cost_model(space, latency="latency" in search.objectives))
     stats = {"iteration": 0, "evaluated": len(df), **archive_stats(result, search.objectives, scale)}
     write_json(stats_out, stats)
     return stats

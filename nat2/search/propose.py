@@ -16,7 +16,6 @@ import numpy as np
 from nat2 import archive as arc
 from nat2.config import SearchConfig
 from nat2.context import RunContext
-from nat2.costs import CostModel
 from nat2.errors import Nat2Error
 from nat2.genome_list import write_genomes
 from nat2.indicators import cost_matrix, max_costs, normalise
@@ -52,7 +51,7 @@ def propose_candidates(search: SearchConfig, space: SearchSpace, ctx: RunContext
     pol = resolve_policy(search)
     df = read_search_archive(archive, space)
     known = set(df["id"])
-    model = CostModel(space, ctx.num_classes)
+    model = ctx.cost_model(space, latency="latency" in search.objectives)
     seed = step_seed(ctx.seed, "search", iteration)
     if not pol.surrogate_guided:
         G = random_candidates(space, search.candidates, known, numpy_rng(ctx.seed, "search", iteration))

@@ -34,7 +34,7 @@ def update_archive_step(search: SearchConfig, space: SearchSpace, ctx: RunContex
     from nat2.surrogate import rank_metrics
 
     check_iteration(search, iteration)
-    ev = build_evaluator(ctx, space, supernet, cache_dir)
+    ev = build_evaluator(ctx, space, supernet, cache_dir, latency="latency" in search.objectives)
     pol = resolve_policy(search)
     df = read_search_archive(archive, space, ev.checkpoint_hash, supernet)
     cand = read_genomes(candidates, space)
@@ -49,7 +49,7 @@ def update_archive_step(search: SearchConfig, space: SearchSpace, ctx: RunContex
                                              seed=step_seed(ctx.seed, "update_archive", iteration)))]
     arc.write_archive(out, arc.make_archive(merged.reset_index(drop=True)))
     metrics = rank_metrics(new["error"].to_numpy(), pred) if len(new) > 2 and not np.isnan(pred).any() else {}
-    cols = ["id", "top1", "error", "predicted_error", "params", "macs"]
+    cols = ["id", "top1", "error", "predicted_error", "params", "macs", "latency"]
     stats = {"iteration": iteration, "evaluated": len(new), "kept_candidates": int(merged["id"].isin(
         set(new["id"])).sum()) if len(new) else 0, "predictor_on_candidates": metrics,
         "candidates": new[cols].to_dict("records") if len(new) else [],

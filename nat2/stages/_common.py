@@ -35,7 +35,8 @@ def load(args: argparse.Namespace) -> Params:
 
 
 def write_stage_manifest(stage: str, params: Params, output: str | os.PathLike[str], *, uses_device: bool,
-                         inputs: Mapping[str, str | os.PathLike[str] | None]) -> None:
+                         inputs: Mapping[str, str | os.PathLike[str] | None],
+                         extra: Mapping[str, object] | None = None) -> None:
     """The run manifest of a stage, beside (or inside) its main output (:func:`nat2.manifest.manifest_path`).
 
     ``uses_device``: the stage computes with torch on ``runtime.device`` (recorded as this process's device);
@@ -48,7 +49,7 @@ def write_stage_manifest(stage: str, params: Params, output: str | os.PathLike[s
         from nat2.runtime import select_device
 
         device = str(select_device(params.runtime.device, os.environ))
-    write_manifest(manifest_path(output), stage, params, device, inputs=inputs)
+    write_manifest(manifest_path(output), stage, params, device, extra=dict(extra or {}), inputs=inputs)
 
 
 def _setup_logging(log_file: str | None) -> None:

@@ -26,6 +26,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--archive", required=True, type=Path)
     parser.add_argument("--supernet", required=True, type=Path)
     parser.add_argument("--split", required=True, type=Path)
+    parser.add_argument("--lut", type=Path, default=None,
+                        help="latency look-up table (profile_latency; needed for the latency objective)")
     parser.add_argument("--full", type=Path, default=None, help="full-phase checkpoint (warmup_max teacher)")
     parser.add_argument("--out-supernet", required=True, type=Path)
     parser.add_argument("--out-archive", required=True, type=Path)
@@ -39,12 +41,14 @@ def _parser() -> argparse.ArgumentParser:
 def _body(args: argparse.Namespace) -> None:
     params = load(args)
     adapt_supernet_step(params.search, params.train, SearchSpace.from_config(params.supernet),
-                        RunContext.from_params(params, args.split), args.iteration, args.archive, args.supernet,
+                        RunContext.from_params(params, args.split, args.lut), args.iteration, args.archive,
+                        args.supernet,
                         args.full, args.out_supernet, args.out_archive, args.stats, dropout=params.supernet.dropout,
                         resume_settings=adapt_supernet_resume(params), partial_root=args.partial_root,
                         cache_dir=args.cache_dir)
     write_stage_manifest("adapt_supernet", params, args.out_archive, uses_device=True,
                          inputs={"archive": args.archive, "supernet": args.supernet, "split": args.split,
+                                 "lut": args.lut,
                                  "full": args.full})
 
 

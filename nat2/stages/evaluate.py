@@ -27,6 +27,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--genomes", required=True, type=Path)
     parser.add_argument("--supernet", required=True, type=Path)
     parser.add_argument("--split", required=True, type=Path)
+    parser.add_argument("--lut", type=Path, default=None,
+                        help="latency look-up table (profile_latency; needed for the latency objective)")
     parser.add_argument("--shard", required=True, help="shard index i, or i/n (n must equal len(search.shards))")
     parser.add_argument("--out", required=True, type=Path, help="archive file of this shard (.parquet)")
     parser.add_argument("--cache-dir", type=Path, default=Path("results/.cache/evaluations"),
@@ -40,10 +42,12 @@ def _body(args: argparse.Namespace) -> None:
     if not index.isdigit() or (count and (not count.isdigit() or int(count) != len(params.search.shards))):
         raise Nat2Error(f"--shard {args.shard}: give i or i/n with n = len(search.shards) = "
                         f"{len(params.search.shards)}")
-    evaluate_shard(RunContext.from_params(params, args.split), SearchSpace.from_config(params.supernet),
-                   params.search.shards, int(index), args.genomes, args.supernet, args.out, cache_dir=args.cache_dir)
+    evaluate_shard(RunContext.from_params(params, args.split, args.lut), SearchSpace.from_config(params.supernet),
+                   params.search.shards, int(index), args.genomes, args.supernet, args.out, cache_dir=args.cache_dir,
+                   latency="latency" in params.search.objectives)
     write_stage_manifest("evaluate", params, args.out, uses_device=True,
-                         inputs={"genomes": args.genomes, "supernet": args.supernet, "split": args.split})
+                         inputs={"genomes": args.genomes, "supernet": args.supernet, "split": args.split,
+                                 "lut": args.lut})
 
 
 def main(argv: list[str] | None = None) -> int:

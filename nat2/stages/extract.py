@@ -27,6 +27,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--archive", required=True, type=Path)
     parser.add_argument("--supernet", required=True, type=Path)
     parser.add_argument("--split", required=True, type=Path)
+    parser.add_argument("--lut", type=Path, default=None,
+                        help="latency look-up table (profile_latency; needed for the latency objective)")
     parser.add_argument("--out", required=True, type=Path, help="output folder (slot_<k>/ + front.parquet)")
     return parser
 
@@ -38,7 +40,7 @@ def _body(args: argparse.Namespace) -> None:
         write_manifest(path, "extract", params, device, extra=extra)
 
     extract_slots(params.search.objectives, len(params.postprocess.slots), SearchSpace.from_config(params.supernet),
-                  RunContext.from_params(params, args.split), args.archive, args.supernet, args.out,
+                  RunContext.from_params(params, args.split, args.lut), args.archive, args.supernet, args.out,
                   manifest=manifest)
 
 

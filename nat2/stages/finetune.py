@@ -29,6 +29,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--slot", required=True, type=Path, help="a slot folder written by the extract stage")
     parser.add_argument("--supernet", required=True, type=Path, help="the final super-net (re-extraction)")
     parser.add_argument("--split", required=True, type=Path)
+    parser.add_argument("--lut", type=Path, default=None,
+                        help="latency look-up table (profile_latency; needed for the latency objective)")
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--partial-root", type=Path, default=Path("results/.partial/finetune"))
     return parser
@@ -41,7 +43,7 @@ def _body(args: argparse.Namespace) -> None:
         write_manifest(path, "finetune", params, device, extra=extra)
 
     finetune_slot(params.postprocess.finetune, SearchSpace.from_config(params.supernet),
-                  RunContext.from_params(params, args.split), args.slot, args.supernet, args.out,
+                  RunContext.from_params(params, args.split, args.lut), args.slot, args.supernet, args.out,
                   resume_settings=finetune_resume(params), manifest=manifest, partial_root=args.partial_root)
 
 

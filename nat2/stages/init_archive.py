@@ -27,6 +27,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--evals", required=True, type=Path, help="folder of shard_<i>.parquet files")
     parser.add_argument("--supernet", required=True, type=Path)
     parser.add_argument("--split", required=True, type=Path)
+    parser.add_argument("--lut", type=Path, default=None,
+                        help="latency look-up table (profile_latency; needed for the latency objective)")
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--out-supernet", required=True, type=Path)
     parser.add_argument("--stats", required=True, type=Path)
@@ -39,11 +41,12 @@ def _body(args: argparse.Namespace) -> None:
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
         raise Nat2Error(f"evaluation shard(s) missing: {', '.join(missing)}; run the evaluate stage for each shard")
-    init_archive(params.search, SearchSpace.from_config(params.supernet), RunContext.from_params(params, args.split),
-                 files, args.supernet, args.out, args.out_supernet, args.stats)
+    init_archive(params.search, SearchSpace.from_config(params.supernet),
+                 RunContext.from_params(params, args.split, args.lut), files, args.supernet, args.out,
+                 args.out_supernet, args.stats)
     write_stage_manifest("init_archive", params, args.out, uses_device=False,
                          inputs={**{f"shard_{i}": f for i, f in zip(params.search.shards, files, strict=True)},
-                                 "supernet": args.supernet, "split": args.split})
+                                 "supernet": args.supernet, "split": args.split, "lut": args.lut})
 
 
 def main(argv: list[str] | None = None) -> int:

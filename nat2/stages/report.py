@@ -24,15 +24,17 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--search", required=True, type=Path, help="folder of the iter_<k>/ outputs")
     parser.add_argument("--supernet-dir", required=True, type=Path, help="folder of the <phase>.metrics.csv files")
     parser.add_argument("--finetune", required=True, type=Path, help="folder of the fine-tuned slot_<k>/")
+    parser.add_argument("--lut", required=True, type=Path, help="latency look-up table (profile_latency)")
     parser.add_argument("--out", required=True, type=Path)
     return parser
 
 
 def _body(args: argparse.Namespace) -> None:
     params = load(args)
-    write_report(params, args.search, args.supernet_dir, args.finetune, args.out)
-    write_stage_manifest("report", params, args.out, uses_device=False,
-                         inputs={"search": args.search, "supernet_dir": args.supernet_dir, "finetune": args.finetune})
+    write_report(params, args.search, args.supernet_dir, args.finetune, args.lut, args.out)
+    write_stage_manifest("report", params, args.out, uses_device=True,
+                         inputs={"search": args.search, "supernet_dir": args.supernet_dir, "finetune": args.finetune,
+                                 "lut": args.lut})
 
 
 def main(argv: list[str] | None = None) -> int:

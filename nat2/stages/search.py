@@ -24,6 +24,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--archive", required=True, type=Path)
     parser.add_argument("--surrogate", required=True, type=Path)
     parser.add_argument("--split", required=True, type=Path)
+    parser.add_argument("--lut", type=Path, default=None,
+                        help="latency look-up table (profile_latency; needed for the latency objective)")
     parser.add_argument("--out", required=True, type=Path, help="candidate genome list (.parquet)")
     parser.add_argument("--stats", required=True, type=Path)
     return parser
@@ -32,10 +34,11 @@ def _parser() -> argparse.ArgumentParser:
 def _body(args: argparse.Namespace) -> None:
     params = load(args)
     propose_candidates(params.search, SearchSpace.from_config(params.supernet),
-                       RunContext.from_params(params, args.split), args.iteration, args.archive, args.surrogate,
-                       args.out, args.stats)
+                       RunContext.from_params(params, args.split, args.lut), args.iteration, args.archive,
+                       args.surrogate, args.out, args.stats)
     write_stage_manifest("search", params, args.out, uses_device=False,
-                         inputs={"archive": args.archive, "surrogate": args.surrogate, "split": args.split})
+                         inputs={"archive": args.archive, "surrogate": args.surrogate, "split": args.split,
+                                 "lut": args.lut})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,6 +26,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--candidates", required=True, type=Path)
     parser.add_argument("--supernet", required=True, type=Path)
     parser.add_argument("--split", required=True, type=Path)
+    parser.add_argument("--lut", type=Path, default=None,
+                        help="latency look-up table (profile_latency; needed for the latency objective)")
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--stats", required=True, type=Path)
     parser.add_argument("--cache-dir", type=Path, default=Path("results/.cache/evaluations"),
@@ -36,11 +38,11 @@ def _parser() -> argparse.ArgumentParser:
 def _body(args: argparse.Namespace) -> None:
     params = load(args)
     update_archive_step(params.search, SearchSpace.from_config(params.supernet),
-                        RunContext.from_params(params, args.split), args.iteration, args.archive, args.candidates,
-                        args.supernet, args.out, args.stats, cache_dir=args.cache_dir)
+                        RunContext.from_params(params, args.split, args.lut), args.iteration, args.archive,
+                        args.candidates, args.supernet, args.out, args.stats, cache_dir=args.cache_dir)
     write_stage_manifest("update_archive", params, args.out, uses_device=True,
                          inputs={"archive": args.archive, "candidates": args.candidates, "supernet": args.supernet,
-                                 "split": args.split})
+                                 "split": args.split, "lut": args.lut})
 
 
 def main(argv: list[str] | None = None) -> int:
