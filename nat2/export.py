@@ -12,8 +12,10 @@ ONNX goes through torch's current exporter (``torch.onnx.export(..., dynamo=True
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,23 @@ def _dynamic_batch() -> dict[str, dict[int, Any]]:
     return {"x": {0: torch.export.Dim("batch", min=1, max=_MAX_BATCH)}}
 
 
+@contextlib.contextmanager
+def quiet_loggers(*names: str) -> Iterator[None]:
+    """Raise the named loggers to WARNING for the block.
+
+    The ONNX exporter's INFO lines (one per optimisation pass) drown a stage's log.
+    """
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [q.level for q in loggers]
+    for q in loggers:
+        q.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for q, level in zip(loggers, levels, strict=True):
+            q.setLevel(level)
+
+
 def export_module(model: nn.Module, resolution: int, path: Path, fmt: str) -> None:
     """Write ``model`` (eval mode, CPU) as ``fmt`` (``onnx`` or ``pt2``) to ``path``."""
     example = (_example(resolution, 2, 0),)
@@ -55,17 +74,10 @@ def export_module(model: nn.Module, resolution: int, path: Path, fmt: str) -> No
         except ImportError:
             raise Nat2Error("ONNX export needs the onnx and onnxscript packages; run `make venv` or "
                             "`pip install onnx onnxscript onnxruntime`") from None
-        quiet = [logging.getLogger(name) for name in ("onnx_ir", "onnxscript")]
-        levels = [q.level for q in quiet]
-        for q in quiet:
-            q.setLevel(logging.WARNING)  # their INFO lines (one per optimisation pass) drown the stage log
-        try:
+        with quiet_loggers("onnx_ir", "onnxscript"):
             # weights inside the one file (no model.onnx.data beside it): the file can be moved and renamed
             torch.onnx.export(model, example, str(path), dynamo=True, dynamic_shapes=_dynamic_batch(),
                               input_names=[_INPUT], output_names=[_OUTPUT], verbose=False, external_data=False)
-        finally:
-            for q, level in zip(quiet, levels, strict=True):
-                q.setLevel(level)
     else:
         raise Nat2Error(f"unknown export format {fmt!r}; use one of {sorted(FORMATS)}")
 

@@ -8,7 +8,6 @@ statistic serve blocks and sub-networks, so the LUT sum and the end-to-end figur
 
 from __future__ import annotations
 
-import logging
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -148,34 +147,14 @@ class OrtTimer(Timer):
         self._overhead: float | None = None
         self._count = 0
 
-    def _session(self, module: nn.Module, x: torch.Tensor) -> Any:
-        self._count += 1
-        path = Path(self._tmp.name) / f"block_{self._count}.onnx"
-        export_path = path
-        quiet = [logging.getLogger(name) for name in ("onnx_ir", "onnxscript", "torch.onnx")]
-        levels = [q.level for q in quiet]
-        for q in quiet:
-            q.setLevel(logging.WARNING)
-        try:
-            torch.onnx.export(module, (x,), str(path), dynamo=True, input_names=["x"], verbose=False,
-                              external_data=False)
-        finally:
-            for q, level in zip(quiet, levels, strict=True):
-                q.setLevel(level)
-        return self._open(export_path)
-
-    def _open(self, path: Path) -> Any:
+    def prepare_onnx(self, path: Path, shape: tuple[int, int, int]) -> Callable[[], Any]:
+        """A call that runs an ONNX file once (a block's export, or a fine-tuned slot's ``model.onnx``)."""
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
         opts.intra_op_num_threads, opts.inter_op_num_threads = self.threads, 1
-        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-
-    def prepare_onnx(self, path: Path, shape: tuple[int, int, int]) -> Callable[[], Any]:
-        """A call that runs an existing ONNX file once (a fine-tuned slot's ``model.onnx``)."""
-        session = self._open(path)
-        x = torch.randn(self.batch_size, *shape, generator=torch.Generator().manual_seed(0))
-        feed = {session.get_inputs()[0].name: x.numpy()}
+        session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        feed = {session.get_inputs()[0].name: self._input(shape).numpy()}
         return lambda: session.run(None, feed)
 
     def call_overhead(self) -> float:
@@ -187,11 +166,14 @@ class OrtTimer(Timer):
 
     def prepare(self, module: nn.Module, shape: tuple[int, int, int]) -> Callable[[], Any]:
         """A call that runs ``module``'s ONNX export once under ONNX Runtime (the module stays on the CPU)."""
-        module = module.to("cpu").eval()
-        x = torch.randn(self.batch_size, *shape, generator=torch.Generator().manual_seed(0))
-        session = self._session(module, x)
-        feed = {"x": x.numpy()}
-        return lambda: session.run(None, feed)
+        from nat2.export import quiet_loggers
+
+        self._count += 1
+        path = Path(self._tmp.name) / f"block_{self._count}.onnx"
+        with quiet_loggers("onnx_ir", "onnxscript", "torch.onnx"):
+            torch.onnx.export(module.to("cpu").eval(), (self._input(shape),), str(path), dynamo=True,
+                              input_names=["x"], verbose=False, external_data=False)
+        return self.prepare_onnx(path, shape)
 
 
 class _Identity(nn.Module):
