@@ -7,7 +7,7 @@ THREADS = $(shell $(BIN)/python -c "import yaml; print(yaml.safe_load(open('para
 export DVC_NO_ANALYTICS := 1
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: venv run rerun smoke test test-slurm lint use dry-run clean-results
+.PHONY: venv dataset run rerun smoke test test-slurm lint use dry-run clean-results
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,9 +23,15 @@ ifdef PARAMS
 	$(BIN)/nat2 use "$(PARAMS)"
 endif
 
+## dataset: the dataset params.yaml names (found; else `apt-get install dataset-fashion-mnist` as root; else
+## torchvision's download into data.root; else one line naming both ways). make run and make test call it.
+dataset: venv
+	$(BIN)/nat2 fetch-data --params params.yaml
+
 ## run: the whole pipeline on the current params.yaml (make run PARAMS=params/ci.yaml to switch preset first)
 run: use
 	$(BIN)/nat2 validate params.yaml
+	$(BIN)/nat2 fetch-data --params params.yaml
 	$(BIN)/snakemake --cores $(THREADS)
 	$(BIN)/dvc commit -f -q
 
@@ -48,6 +54,7 @@ lint: venv
 
 ## test: lint + the whole test suite but the SLURM test (the command CI runs)
 test: lint
+	$(BIN)/nat2 fetch-data --params tests/data/params_base.yaml
 	$(BIN)/python -m pytest -m "not slurm"
 
 ## test-slurm: the tiny chain on a real one-node SLURM cluster (installs slurm-wlm + munge; root), compared with

@@ -146,6 +146,19 @@ def _smoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fetch_data(args: argparse.Namespace) -> int:
+    import logging
+
+    from nat2.data.fetch import fetch_dataset
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    params = load_params(args.params)
+    result = fetch_dataset(params.data)
+    verb = {"found": "found in", "apt": "installed (Debian package) in", "download": "downloaded into"}[result.how]
+    print(f"{params.data.dataset}: {verb} {result.location}")
+    return 0
+
+
 def _rerun(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -194,6 +207,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cores", type=int, default=2)
     p.add_argument("--keep", default=None, help="run in this folder and keep it (default: a temporary one)")
     p.set_defaults(func=_smoke)
+    p = sub.add_parser("fetch-data", help="make the params' dataset available: found, else Debian's package "
+                       "(apt, root), else torchvision's download (make run/test call it)")
+    p.add_argument("--params", default="params.yaml")
+    p.set_defaults(func=_fetch_data)
     p = sub.add_parser("rerun", help="rerun one search iteration and everything downstream (make rerun ITER=k)")
     p.add_argument("iteration")
     p.add_argument("--cores", type=int, default=2)

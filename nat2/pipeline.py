@@ -73,19 +73,22 @@ def run_tool(args: list[str], cwd: Path, check: bool = True) -> subprocess.Compl
 
 #: folders where a run writes its outputs: a copy of the repository takes only their tracked files (READMEs)
 RUN_FOLDERS = ("data/", "results/")
+#: where ``nat2 fetch-data`` downloads datasets (``data.root``): a copy links to the source's, never re-downloads
+RAW_DATA = "data/raw"
 
 
 def copy_repo(src: Path, dest: Path) -> Path:
     """Copy the repository's files (tracked, plus untracked ones git does not ignore) into ``dest``.
 
     A run's outputs are left behind (untracked files under :data:`RUN_FOLDERS`, e.g. the plots DVC keeps out of
-    its cache after ``make run``): a copy is a fresh checkout, whatever the user has run in ``src``.
+    its cache after ``make run``, and an untracked ``dvc.lock``): a copy is a fresh checkout, whatever the user has
+    run in ``src``. Downloaded datasets (:data:`RAW_DATA`) are linked, not copied.
     """
     def listed(*flags: str) -> list[str]:
         out = subprocess.run(["git", "ls-files", "-z", *flags], cwd=src, capture_output=True, check=True).stdout
         return [p for p in out.decode().split("\0") if p]
 
-    untracked = {p for p in listed("--others", "--exclude-standard") if p.startswith(RUN_FOLDERS)}
+    untracked = {p for p in listed("--others", "--exclude-standard") if p.startswith(RUN_FOLDERS) or p == "dvc.lock"}
     for rel in listed("--cached", "--others", "--exclude-standard"):
         source = src / rel
         if rel in untracked or not source.is_file():
@@ -93,6 +96,10 @@ def copy_repo(src: Path, dest: Path) -> Path:
         target = dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source, target)
+    raw = src / RAW_DATA
+    if raw.is_dir() and not (dest / RAW_DATA).exists():  # downloaded datasets are inputs, not a run's outputs
+        (dest / RAW_DATA).parent.mkdir(parents=True, exist_ok=True)
+        (dest / RAW_DATA).symlink_to(raw.resolve(), target_is_directory=True)
     return dest
 
 

@@ -442,3 +442,104 @@ def test_prepare_data_stage_writes_nothing_on_error(tmp_path, capsys):
     assert prepare_data.main(["--params", str(params_file), "--out", str(out)]) == 2
     assert "data.val_size" in capsys.readouterr().err
     assert not out.exists()
+
+
+# --------------------------------------------------------------------------------------------------------------
+# nat2 fetch-data: found, else Debian's package, else torchvision's download, else one line (installers mocked)
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _fake_fmnist(folder: Path, n: int = 3) -> None:
+    _idx(folder / "train-images-idx3-ubyte.gz", b"\x00\x00\x08\x03", (n, 28, 28), bytes(range(n)) * 784)
+    _idx(folder / "train-labels-idx1-ubyte.gz", b"\x00\x00\x08\x01", (n,), bytes(range(n)))
+    _idx(folder / "t10k-images-idx3-ubyte.gz", b"\x00\x00\x08\x03", (1, 28, 28), bytes(784))
+    _idx(folder / "t10k-labels-idx1-ubyte.gz", b"\x00\x00\x08\x01", (1,), bytes(1))
+
+
+@pytest.fixture
+def fetch_env(tmp_path, monkeypatch):
+    """An empty data root and system folder, and fake installers that record their calls."""
+    from nat2.data import fetch
+
+    system = tmp_path / "usr-share" / "fashion-mnist"
+    monkeypatch.setattr(datasets_module, "FASHION_MNIST_DIRS", (str(system),))
+    monkeypatch.setattr(fetch, "FASHION_MNIST_DIRS", (str(system),))
+    calls: list[tuple[str, ...]] = []
+    p = params(**{"data.dataset": "fashion_mnist", "data.root": str(tmp_path / "raw")})
+    return fetch, p.data, system, calls
+
+
+def test_fetch_finds_an_installed_dataset_without_installing(fetch_env):
+    fetch, cfg, system, calls = fetch_env
+    _fake_fmnist(system)
+    result = fetch.fetch_dataset(cfg, apt=lambda pkg: calls.append(("apt", pkg)),
+                                 download=lambda name, root: calls.append(("download", name)))
+    assert (result.how, result.location, calls) == ("found", str(system), [])
+
+
+def test_fetch_installs_the_debian_package_when_apt_and_root(fetch_env):
+    fetch, cfg, system, calls = fetch_env
+    runs: list[list[str]] = []
+
+    def runner(argv):
+        runs.append(list(argv))
+        if argv[1] == "install" and ["apt-get", "update", "-q"] in runs:  # the lists were stale: first try fails
+            _fake_fmnist(system)
+            return 0, "Setting up dataset-fashion-mnist"
+        return (0, "updated") if argv[1] == "update" else (100, "E: Unable to locate package")
+
+    apt = lambda pkg: fetch.apt_install(pkg, runner=runner, is_root=True, which=lambda _: "/usr/bin/apt-get")  # noqa: E731
+    result = fetch.fetch_dataset(cfg, apt=apt, download=lambda name, root: calls.append(("download", name)))
+    assert (result.how, result.location, calls) == ("apt", str(system), [])
+    assert [r[:2] for r in runs] == [["apt-get", "install"], ["apt-get", "update"], ["apt-get", "install"]]
+    assert runs[-1][-1] == "dataset-fashion-mnist"
+    assert load_source(cfg, 0).train_images.shape == (3, 28, 28, 1)
+
+
+@pytest.mark.parametrize("why", ["no-apt", "not-root"])
+def test_fetch_downloads_with_torchvision_without_apt_or_root(fetch_env, why):
+    fetch, cfg, system, calls = fetch_env
+    runs: list[list[str]] = []
+    apt = lambda pkg: fetch.apt_install(  # noqa: E731
+        pkg, runner=lambda argv: runs.append(argv) or (0, ""), is_root=why != "not-root",
+        which=lambda _: None if why == "no-apt" else "/usr/bin/apt-get")
+
+    def download(name, root):
+        calls.append((name, str(root)))
+        _fake_fmnist(Path(root) / "FashionMNIST" / "raw")
+
+    result = fetch.fetch_dataset(cfg, apt=apt, download=download)
+    assert result.how == "download" and result.location == str(Path(cfg.root) / "FashionMNIST" / "raw")
+    assert calls == [("fashion_mnist", cfg.root)] and runs == []
+    assert load_source(cfg, 0).train_labels.tolist() == [0, 1, 2]
+
+
+def test_fetch_offline_without_apt_is_one_line_naming_both_ways(fetch_env):
+    fetch, cfg, system, calls = fetch_env
+
+    def offline(name, root):
+        raise DataError(f"{name}: download into {root} failed (URLError: no network); check the network")
+
+    with pytest.raises(DataError) as exc:
+        fetch.fetch_dataset(cfg, apt=lambda pkg: "apt-get is not available", download=offline)
+    msg = one_line(exc)
+    assert "apt-get is not available" in msg and "URLError" in msg
+    assert "apt-get install dataset-fashion-mnist" in msg and "nat2 fetch-data" in msg
+    assert not (Path(cfg.root) / "FashionMNIST" / "raw").exists()
+
+
+def test_fetch_data_command_prints_where_and_fails_with_exit_2(fetch_env, tmp_path, capsys):
+    from nat2.cli import main
+
+    fetch, cfg, system, calls = fetch_env
+    params_file = write_params(tmp_path / "p.yaml", {"data.dataset": "fashion_mnist", "data.root": cfg.root})
+    _fake_fmnist(system)
+    assert main(["fetch-data", "--params", str(params_file)]) == 0
+    assert capsys.readouterr().out.strip() == f"fashion_mnist: found in {system}"
+    synthetic = write_params(tmp_path / "s.yaml", {"data.dataset": "synthetic"})
+    assert main(["fetch-data", "--params", str(synthetic)]) == 0
+    assert capsys.readouterr().out.strip() == "synthetic: found in synthetic"
+    missing = write_params(tmp_path / "c.yaml", {"data.dataset": "cifar10", "data.root": str(tmp_path / "none")})
+    assert main(["fetch-data", "--params", str(missing)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: cifar10") and "\n" not in err

@@ -43,6 +43,12 @@ def test_a_repository_copy_leaves_a_users_run_behind(tmp_path) -> None:
     (src / "results/supernet/full.metrics.csv").write_text("epoch\n1\n")  # a plot DVC keeps out of its cache
     (src / "data/split.parquet").write_bytes(b"PAR1")
     (src / "notes.txt").write_text("untracked, not a run output")
+    (src / "dvc.lock").write_text("schema: '2.0'\n")  # `make run` then `make test`: DVC's record of that run
+    (src / "data/raw/FashionMNIST/raw").mkdir(parents=True)  # `nat2 fetch-data` downloaded the dataset here
+    (src / "data/raw/FashionMNIST/raw/t10k-labels-idx1-ubyte").write_bytes(b"idx")
     dest = copy_repo(src, tmp_path / "dest")
-    copied = sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file())
+    copied = sorted(str(p.relative_to(dest)) for p in dest.rglob("*")
+                    if p.is_file() and not p.is_relative_to(dest / "data/raw"))
     assert copied == ["data/README.md", "nat2.txt", "notes.txt", "results/README.md"]
+    assert (dest / "data/raw").is_symlink() and (dest / "data/raw").resolve() == (src / "data/raw").resolve()
+    assert (dest / "data/raw/FashionMNIST/raw/t10k-labels-idx1-ubyte").read_bytes() == b"idx"

@@ -31,7 +31,8 @@ from nat2.data._imagefiles import load_imagefolder, load_tiny_imagenet
 from nat2.errors import DataError
 from nat2.seeds import numpy_rng
 
-__all__ = ["FASHION_MNIST_DIRS", "ImageSource", "load_source"]
+__all__ = ["FASHION_MNIST_DIRS", "ImageSource", "fashion_mnist_folders", "find_fashion_mnist", "load_source",
+           "torchvision_download"]
 
 log = logging.getLogger(__name__)
 
@@ -171,18 +172,31 @@ def _channel_stats(images: np.ndarray) -> tuple[tuple[float, float, float], tupl
 # --------------------------------------------------------------------------------------------------------------
 
 
+def fashion_mnist_folders(root: Path) -> list[Path]:
+    """Where Fashion-MNIST is looked for, in order: torchvision's layout under ``root``, then the system folders."""
+    return [root / "FashionMNIST" / "raw", *map(Path, FASHION_MNIST_DIRS)]
+
+
+def find_fashion_mnist(root: Path) -> Path | None:
+    """The first of :func:`fashion_mnist_folders` that holds the four IDX files (plain or gz), else None."""
+    for folder in fashion_mnist_folders(root):
+        if all(_idx_file(folder, v) for v in _FMNIST_FILES.values()):
+            return folder
+    return None
+
+
 def _fashion_mnist(root: Path, download: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]:
-    candidates = [root / "FashionMNIST" / "raw", *map(Path, FASHION_MNIST_DIRS)]
-    for folder in candidates:
+    candidates = fashion_mnist_folders(root)
+    found = find_fashion_mnist(root)
+    if found is not None:
+        folder = found
         files = {k: _idx_file(folder, v) for k, v in _FMNIST_FILES.items()}
-        if all(files.values()):
-            break
     else:
         if not download:
             raise DataError(f"fashion_mnist: not found in {candidates[0]} or "
-                            f"{' or '.join(FASHION_MNIST_DIRS)}; install it (apt-get install "
-                            "dataset-fashion-mnist) or set data.download: true")
-        _download("fashion_mnist", root)
+                            f"{' or '.join(FASHION_MNIST_DIRS)}; run `nat2 fetch-data` (apt-get install "
+                            "dataset-fashion-mnist, else a download) or set data.download: true")
+        torchvision_download("fashion_mnist", root)
         folder = candidates[0]
         files = {k: _idx_file(folder, v) for k, v in _FMNIST_FILES.items()}
         if not all(files.values()):
@@ -258,7 +272,7 @@ def _cifar(name: str, root: Path, download: bool) -> tuple[np.ndarray, np.ndarra
         if not download:
             raise DataError(f"{name}: not found in {folder}; extract {archive} into {root} or set "
                             "data.download: true")
-        _download(name, root)
+        torchvision_download(name, root)
     missing = [f for f in (*train_files, *test_files) if not (folder / f).is_file()]
     if missing:
         raise DataError(f"{name}: {folder / missing[0]} is missing; re-extract {archive} into {root}")
@@ -292,7 +306,7 @@ def _read_cifar_batch(path: Path, label_key: bytes) -> tuple[np.ndarray, np.ndar
 # --------------------------------------------------------------------------------------------------------------
 
 
-def _download(name: str, root: Path) -> None:
+def torchvision_download(name: str, root: Path) -> None:
     """Download through torchvision into ``root`` (its md5 check applies only to the fresh archive)."""
     from torchvision import datasets
 
