@@ -498,7 +498,7 @@ def test_fetch_installs_the_debian_package_when_apt_and_root(fetch_env):
 
 @pytest.mark.parametrize("why", ["no-apt", "not-root"])
 def test_fetch_downloads_with_torchvision_without_apt_or_root(fetch_env, why):
-    fetch, cfg, system, calls = fetch_env
+    fetch, cfg, _system, calls = fetch_env
     runs: list[list[str]] = []
     apt = lambda pkg: fetch.apt_install(  # noqa: E731
         pkg, runner=lambda argv: runs.append(argv) or (0, ""), is_root=why != "not-root",
@@ -515,7 +515,7 @@ def test_fetch_downloads_with_torchvision_without_apt_or_root(fetch_env, why):
 
 
 def test_fetch_offline_without_apt_is_one_line_naming_both_ways(fetch_env):
-    fetch, cfg, system, calls = fetch_env
+    fetch, cfg, _system, _calls = fetch_env
 
     def offline(name, root):
         raise DataError(f"{name}: download into {root} failed (URLError: no network); check the network")
@@ -531,7 +531,7 @@ def test_fetch_offline_without_apt_is_one_line_naming_both_ways(fetch_env):
 def test_fetch_data_command_prints_where_and_fails_with_exit_2(fetch_env, tmp_path, capsys):
     from nat2.cli import main
 
-    fetch, cfg, system, calls = fetch_env
+    _fetch, cfg, system, _calls = fetch_env
     params_file = write_params(tmp_path / "p.yaml", {"data.dataset": "fashion_mnist", "data.root": cfg.root})
     _fake_fmnist(system)
     assert main(["fetch-data", "--params", str(params_file)]) == 0
