@@ -34,7 +34,8 @@ from nat2.config import FinetuneConfig, params_hash, to_dict
 from nat2.context import RunContext
 from nat2.errors import Nat2Error
 from nat2.evaluate import accuracy, calibrated_subnet
-from nat2.io import atomic_dir, csv_text, write_json, write_text
+from nat2.io import atomic_dir, write_json
+from nat2.live import EpochLive, publish
 from nat2.seeds import seed_sequence
 from nat2.slot_folder import read_card
 from nat2.space import Arch, SearchSpace
@@ -47,7 +48,8 @@ __all__ = ["finetune_slot"]
 
 log = logging.getLogger(__name__)
 
-CSV_COLUMNS = ("step", "epoch", "lr", "train_loss", "val_loss", "val_top1")
+#: the epoch rows' columns logged to dvclive, per step (``live/step1``, ``live/step2``)
+FT_LIVE_KEYS = ("lr", "train_loss", "val_loss", "val_top1")
 
 
 def _optimizer(model: nn.Module, cfg: FinetuneConfig) -> torch.optim.Optimizer:
@@ -94,6 +96,7 @@ def _run(model: nn.Module, loader: Any, epochs: int, cfg: FinetuneConfig, val: A
             opt.load_state_dict(saved["optimizer"])
             history, start = saved["history"], saved["epoch"]
             log.info("%s: resuming after epoch %d", tag, start)
+    live = EpochLive(ckpt.parent / "live" / tag, FT_LIVE_KEYS, history)
     steps = len(loader)
     device = next(model.parameters()).device  # fork_rng must save and restore this device's generator too
     losses = [h["val_loss"] for h in history if h["val_loss"] is not None]  # step 2 has no validation
@@ -130,13 +133,17 @@ def _run(model: nn.Module, loader: Any, epochs: int, cfg: FinetuneConfig, val: A
                  "-" if val is None else f"loss {row['val_loss']:.4f} top1 {row['val_top1']:.2f}")
         save_checkpoint(ckpt, "finetune", {"run_hash": run_hash, "model": model.state_dict(),
                                            "optimizer": opt.state_dict(), "history": history, "epoch": epoch + 1})
+        live.log(row)  # after the checkpoint: a kill in between leaves dvclive behind, and it is rebuilt
+    live.close()
     return history
 
 
 def finetune_slot(cfg: FinetuneConfig, space: SearchSpace, ctx: RunContext, slot: Path, supernet: Path, out: Path,
                   *, resume_settings: Mapping[str, Any], manifest: Callable[[Path, str, dict[str, Any]], None],
                   partial_root: Path = Path("results/.partial/finetune")) -> dict[str, Any]:
-    """Fine-tune one extracted subnet in two steps; write ``out/{weights.pt,card.json,metrics.csv,model.*}``.
+    """Fine-tune one extracted subnet in two steps; write ``out/{weights.pt,card.json,live,model.*}``.
+
+    ``live/step1`` and ``live/step2`` are the steps' dvclive folders (one step per epoch, :mod:`nat2.live`).
 
     Args:
         cfg: ``postprocess.finetune``.
@@ -204,7 +211,8 @@ def finetune_slot(cfg: FinetuneConfig, space: SearchSpace, ctx: RunContext, slot
     with atomic_dir(out) as tmp:
         torch.save({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, tmp / "weights.pt")
         shutil.copyfile(slot / "arch.json", tmp / "arch.json")
-        write_text(tmp / "metrics.csv", csv_text(h1 + h2, CSV_COLUMNS))
+        for tag, rows in (("step1", h1), ("step2", h2)):
+            publish(partial / "live" / tag, tmp / "live" / tag, rows, FT_LIVE_KEYS)
         result["export"] = export_slot(model, r, tmp, ("onnx", "pt2"))
         manifest(tmp / "manifest.json", str(device), {"slot": card["slot"]})
         write_json(tmp / "card.json", result)

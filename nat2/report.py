@@ -19,7 +19,6 @@ setting reruns the report and never the fine-tuning, and the cards stay byte-rep
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import os
@@ -38,6 +37,7 @@ from nat2.config import Params
 from nat2.costs import CostModel
 from nat2.errors import Nat2Error
 from nat2.io import csv_text, write_json, write_text
+from nat2.live import live_folder, read_rows
 from nat2.space import SearchSpace
 
 __all__ = ["FILES", "FIGURES", "build_report", "summary_table", "write_report"]
@@ -63,16 +63,10 @@ def _read_json(path: Path, hint: str) -> dict[str, Any]:
         raise Nat2Error(f"{path} is missing or unreadable ({type(exc).__name__}); {hint}") from None
 
 
-def _read_csv(path: Path, hint: str) -> list[dict[str, str]]:
-    try:
-        with path.open(newline="") as fh:
-            return list(csv.DictReader(fh))
-    except OSError as exc:
-        raise Nat2Error(f"{path} is missing or unreadable ({type(exc).__name__}); {hint}") from None
-
-
-def _num(value: str | None) -> float | None:
-    return None if value in (None, "") else float(value)
+def _live_rows(folder: Path, stage: str) -> list[dict[str, Any]]:
+    if not (folder / "metrics.json").is_file():
+        raise Nat2Error(f"{folder}: missing (a dvclive folder of epoch metrics); rerun {stage}")
+    return read_rows(folder)
 
 
 def build_report(params: Params, search: Path, supernet_dir: Path, finetune: Path, lut: Path,
@@ -125,11 +119,19 @@ def build_report(params: Params, search: Path, supernet_dir: Path, finetune: Pat
 
     training = []
     for phase in _phases(params):
-        for row in _read_csv(supernet_dir / f"{phase}.metrics.csv", "rerun super-net training"):
-            training.append({"index": len(training) + 1, **{k: row.get(k) for k in _TRAIN_COLUMNS[1:]}})
+        folder = live_folder(supernet_dir / f"{phase}.pt")
+        widths = sorted(folder.iterdir()) if folder.is_dir() else []
+        if not widths:
+            raise Nat2Error(f"{folder}: missing or empty (the phase's dvclive metrics); rerun super-net training")
+        for wdir in widths:
+            width = int(wdir.name.lstrip("w")) / 100
+            for row in _live_rows(wdir, "super-net training"):
+                training.append({"index": len(training) + 1, "phase": phase, "width": width,
+                                 **{k: row.get(k) for k in _TRAIN_COLUMNS[3:]}})
     ft_rows = []
     for card in cards:
-        rows = _read_csv(finetune / f"slot_{card['slot']}" / "metrics.csv", "rerun the finetune stage")
+        live = finetune / f"slot_{card['slot']}" / "live"
+        rows = [{"step": tag, **r} for tag in ("step1", "step2") for r in _live_rows(live / tag, "finetune")]
         ft_rows += [{"slot": card["slot"], "index": i + 1, **{k: r.get(k) for k in _FT_COLUMNS[2:]}}
                     for i, r in enumerate(rows)]
 

@@ -96,7 +96,6 @@ _ITER = "results/search/iter_{i}"
 _PREV = "results/search/iter_{previous}"
 _FINAL = "results/search/iter_{search.final}"
 _ITERATIONS = ForEach("search.iterations", key="i", item="previous")
-_CSV_PLOT = {"x": "epoch", "y": "train_top1"}
 
 STAGES: tuple[Stage, ...] = (
     Stage("prepare_data", "prepare_data", "--out {split}",
@@ -110,18 +109,18 @@ STAGES: tuple[Stage, ...] = (
           log="results/logs/profile_latency.log", benchmark="results/benchmarks/profile_latency.tsv", gpu=True),
     Stage("train_full", "train_supernet", "--phase full --split {split} --out {ckpt}",
           inputs={"split": _SPLIT_FILE},
-          outputs={"ckpt": "results/supernet/full.pt", "metrics": "results/supernet/full.metrics.csv",
+          outputs={"ckpt": "results/supernet/full.pt", "live": "results/supernet/full.live",
                    "manifest": "results/supernet/full.manifest.json"},
-          plots={"metrics": _CSV_PLOT},
+          directories=("live",), uncached=("live",),
           log="results/logs/train_supernet/full.log", benchmark="results/benchmarks/train_supernet/full.tsv",
           mem_mb=8000, gpu=True),
     Stage("train_phase", "train_supernet",
           "--phase {phase} --split {split} --init {init} --full {full} --out {ckpt}",
           foreach=ForEach("train.lineage", key="phase", item="previous"),
           inputs={"split": _SPLIT_FILE, "init": "results/supernet/{previous}.pt", "full": "results/supernet/full.pt"},
-          outputs={"ckpt": "results/supernet/{phase}.pt", "metrics": "results/supernet/{phase}.metrics.csv",
+          outputs={"ckpt": "results/supernet/{phase}.pt", "live": "results/supernet/{phase}.live",
                    "manifest": "results/supernet/{phase}.manifest.json"},
-          plots={"metrics": _CSV_PLOT},
+          directories=("live",), uncached=("live",),
           log="results/logs/train_supernet/{phase}.log", benchmark="results/benchmarks/train_supernet/{phase}.tsv",
           mem_mb=8000, gpu=True),
     Stage("assemble_supernet", "assemble_supernet", "--phase-ckpt {ckpt} --out {supernet}",
@@ -192,8 +191,9 @@ STAGES: tuple[Stage, ...] = (
           inputs={"updated": f"{_ITER}/updated.parquet", "supernet": f"{_PREV}/supernet.pt", "split": _SPLIT_FILE,
                   "lut": _LUT, "full": "results/supernet/full.pt"},
           outputs={"adapted": f"{_ITER}/supernet.pt", "archive": f"{_ITER}/archive.parquet",
-                   "stats": f"{_ITER}/adapt.json", "manifest": f"{_ITER}/archive.manifest.json"},
-          metrics=("stats",),
+                   "stats": f"{_ITER}/adapt.json", "live": f"{_ITER}/adapt.live",
+                   "manifest": f"{_ITER}/archive.manifest.json"},
+          metrics=("stats",), directories=("live",), uncached=("live",),
           log="results/logs/search/adapt_supernet_{i}.log",
           benchmark="results/benchmarks/search/adapt_supernet_{i}.tsv", mem_mb=8000, gpu=True),
     Stage("extract", "extract",
@@ -218,7 +218,7 @@ STAGES: tuple[Stage, ...] = (
                                     dvc="results/search"),
                   "surrogates": Input("results/search/iter_{i}/surrogate.json", each=("i", "search.iterations")),
                   "updates": Input("results/search/iter_{i}/update.json", each=("i", "search.iterations")),
-                  "curves": Input("results/supernet/{phase}.metrics.csv", each=("phase", "train.lineage+full"),
+                  "curves": Input("results/supernet/{phase}.live", each=("phase", "train.lineage+full"),
                                   dvc="results/supernet"),
                   "slots": Input("results/final/finetune/slot_{slot}", each=("slot", "postprocess.slots"),
                                  dvc="results/final/finetune"),

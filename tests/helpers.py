@@ -72,3 +72,11 @@ def train_chain(d: Path, params: Path, phases: list[str]) -> tuple[Path, dict[st
         ckpts[phase] = d / f"{phase}.pt"
         assert train_supernet.main([*common, "--phase", phase, "--out", str(ckpts[phase]), *extra]) == 0
     return split, ckpts
+
+
+def assert_same_tree(a: Path, b: Path) -> None:
+    """Two folders hold the same files with the same bytes (e.g. a resumed run's dvclive folder and a straight one)."""
+    files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
+    assert files and files == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file()), (a, b)
+    for rel in files:
+        assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel

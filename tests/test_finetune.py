@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import BASE_PARAMS, ROOT, SYNTHETIC, train_chain, write_params
+from helpers import BASE_PARAMS, ROOT, SYNTHETIC, assert_same_tree, train_chain, write_params
 from test_supernet import hook_count
 
 import nat2
@@ -18,6 +18,7 @@ from nat2.config import load_params
 from nat2.context import RunContext, build_evaluator
 from nat2.costs import CostModel
 from nat2.export import run_export
+from nat2.live import read_rows
 from nat2.space import Arch, SearchSpace
 from nat2.stages import assemble_supernet, extract, finetune
 from nat2.supernet import MultiExitNet
@@ -96,12 +97,11 @@ def test_finetuning_gains_test_accuracy_on_fashion_mnist(tmp_path: Path, capsys:
     card = json.loads((out / "card.json").read_text())
     assert card["test_top1_after"] >= card["test_top1_before"] + 3.0, card
     assert 1 <= card["finetune_epochs"] <= 4
-    rows = (out / "metrics.csv").read_text().splitlines()
-    assert rows[0] == "step,epoch,lr,train_loss,val_loss,val_top1"
-    assert sum(r.startswith("step2,") for r in rows) == card["finetune_epochs"]
+    step1, step2 = read_rows(out / "live" / "step1"), read_rows(out / "live" / "step2")  # dvclive folders
+    assert set(step1[0]) == {"epoch", "lr", "train_loss", "val_loss", "val_top1"}
+    assert len(step2) == card["finetune_epochs"] and set(step2[0]) == {"epoch", "lr", "train_loss"}
     # the validation figure is step 1's best epoch, the one whose count step 2 retrains
-    step1 = [r.split(",") for r in rows[1:] if r.startswith("step1,")]
-    assert card["val_top1_finetuned"] == max(float(r[5]) for r in step1)
+    assert card["val_top1_finetuned"] == pytest.approx(max(r["val_top1"] for r in step1))
     costs = CostModel(SearchSpace.from_config(load_params(params_file).supernet), 10)(np.asarray(card["genome"]))
     assert (card["params"], card["macs"]) == (int(costs["params"]), int(costs["macs"]))
     _check_exports(out, card)
@@ -176,7 +176,7 @@ def test_aep_multi_exit_finetuning_resumes_exports_and_counts(tmp_path: Path, mo
     assert finetune.main(_finetune_args(tmp_path, params_file, split, sn, resumed)) == 0
     assert len(calls) > 1
     assert (resumed / "weights.pt").read_bytes() == (out / "weights.pt").read_bytes()
-    assert (resumed / "metrics.csv").read_text() == (out / "metrics.csv").read_text()
+    assert_same_tree(out / "live", resumed / "live")  # dvclive, rebuilt in step with the checkpoint
     assert not list((tmp_path / "partial").glob("slot_0-*"))
 
 

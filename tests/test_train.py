@@ -15,13 +15,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import BASE_PARAMS, ROOT, SYNTHETIC, train_chain, write_params
+from helpers import BASE_PARAMS, ROOT, SYNTHETIC, assert_same_tree, train_chain, write_params
 
 from nat2.checkpoint import load_checkpoint
 from nat2.config import load_params
 from nat2.data import EvalSet, load_source, read_split
 from nat2.errors import Nat2Error
 from nat2.evaluate import evaluate_arch
+from nat2.live import read_rows
 from nat2.space import ElasticChoices, SearchSpace
 from nat2.stages import prepare_data, train_supernet
 from nat2.train.losses import ensemble_logits
@@ -80,6 +81,8 @@ def test_killed_phase_resumes_bitwise_identically(synthetic_full: tuple[Path, Pa
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True)
     assert "resuming at epoch 1" in result.stderr, (info, result.stderr[-2000:])
     assert hashlib.md5(ref.read_bytes()).hexdigest() == hashlib.md5(out.read_bytes()).hexdigest()
+    assert "dvclive: resuming" in result.stderr  # its folder held the checkpoint's epoch: dvclive's resume=True
+    assert_same_tree(ref.with_name("kernel.live"), out.with_name("kernel.live"))
 
     a, b = load_checkpoint(ref, "phase")["widths"]["w100"], load_checkpoint(out, "phase")["widths"]["w100"]
     for k, v in a["model"].items():
@@ -246,8 +249,10 @@ def test_training_really_learns_on_fashion_mnist(tmp_path: Path) -> None:
                       for a, arch in (("max", max_arch), ("min_kernel", min_kernel))}
     assert top1["full"]["max"] >= 60.0, top1
     assert top1["kernel"]["min_kernel"] >= top1["full"]["min_kernel"] + 5.0, top1
-    rows = (tmp_path / "kernel.metrics.csv").read_text().splitlines()
-    assert rows[0] == "phase,width,epoch,lr,train_loss,train_top1,val_top1" and len(rows) == 2
+    rows = read_rows(tmp_path / "kernel.live" / "w100")  # dvclive: one step per epoch
+    assert len(rows) == 1 and set(rows[0]) == {"epoch", "lr", "train_loss", "train_top1", "val_top1"}
+    assert rows[0]["val_top1"] == pytest.approx(load_checkpoint(kernel, "phase")["widths"]["w100"]["validation"]
+                                                ["mean_top1"])
 
 
 @pytest.mark.slow
@@ -297,7 +302,7 @@ def test_transfer_warmup_chain_from_ofa_weights(tmp_path: Path) -> None:
     assert train_supernet.main(stage_cmd(params, "warmup", warm, split, tmp_path / "p", full)[2:]) == 0
     data = load_checkpoint(warm, "phase")
     assert set(data["widths"]) == {"w100", "w120"}
-    assert (tmp_path / "warmup.metrics.csv").read_text().count("\nwarmup,") == 2  # one epoch row per width
+    assert [len(read_rows(tmp_path / "warmup.live" / w)) for w in ("w100", "w120")] == [1, 1]  # an epoch a width
 
     from nat2.checkpoint import load_supernet
     from nat2.stages import assemble_supernet

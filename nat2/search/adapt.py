@@ -39,11 +39,13 @@ from nat2.context import CACHE_DIR, RunContext, build_evaluator
 from nat2.errors import Nat2Error
 from nat2.indicators import archive_stats, max_costs
 from nat2.io import atomic_path, write_json
+from nat2.live import LIVE_KEYS, EpochLive, live_folder, publish
 from nat2.manifest import file_digest
 from nat2.search.distribution import gene_distribution, sample_from_distribution
 from nat2.search.inputs import check_iteration, check_measured_on, read_search_archive
 from nat2.selection import survive
 from nat2.space import Arch, SearchSpace
+from nat2.supernet import SuperNetSet
 
 __all__ = ["adapt_supernet_step", "adaptation_sampler", "adaptation_steps"]
 
@@ -116,7 +118,8 @@ def adapt_supernet_step(search: SearchConfig, train: TrainConfig, space: SearchS
         full: the full phase's checkpoint (the ``warmup_max`` teacher).
         supernet_out: the adapted super-net to write (with the optimiser states the next iteration continues).
         archive_out: the re-evaluated archive to write.
-        stats_out: the step's statistics (JSON) to write.
+        stats_out: the step's statistics (JSON) to write; the epochs' dvclive folders go next to it
+            (``adapt.json`` -> ``adapt.live/<width key>/``).
         dropout: ``supernet.dropout``, active while the super-net trains.
         resume_settings: the settings an in-run checkpoint must match to be resumed (the stage's resume key).
         partial_root: where in-run checkpoints live.
@@ -136,6 +139,9 @@ def adapt_supernet_step(search: SearchConfig, train: TrainConfig, space: SearchS
         with atomic_path(supernet_out) as tmp:
             shutil.copyfile(supernet, tmp)
         arc.write_archive(archive_out, arc.make_archive(df))
+        shutil.rmtree(live_folder(stats_out), ignore_errors=True)
+        for width in space.width_mults:  # dvclive's record of zero epochs
+            EpochLive(live_folder(stats_out) / SuperNetSet.key(width), LIVE_KEYS).close()
         stats = {"iteration": iteration, "adapted": False}
         write_json(stats_out, stats)
         return stats
@@ -158,6 +164,8 @@ def adapt_supernet_step(search: SearchConfig, train: TrainConfig, space: SearchS
     optimizers = meta.get("optimizers", {})
     new_optimizers: dict[str, Any] = {}
     history: list[dict[str, Any]] = []
+    widths_rows: dict[str, list[dict[str, Any]]] = {}
+    partial = partial_root / f"{iteration}-{run_hash}"
     sample = adaptation_sampler(space, dists)  # one stream of draws for every width (see the module docstring)
     for width in space.width_mults:
         wkey = nets.key(width)
@@ -171,10 +179,11 @@ def adapt_supernet_step(search: SearchConfig, train: TrainConfig, space: SearchS
         result = train_phase(nets.net(width), space, spec, steps, loader, teacher=teacher, calib=calib, val=val,
                              seed=ctx.seed, calib_batch_size=ctx.data.calib_batch_size,
                              eval_batch_size=ctx.data.eval_batch_size, device=device, memory_format=fmt,
-                             partial_dir=partial_root / f"{iteration}-{run_hash}" / wkey, run_hash=run_hash,
-                             optimizer_state=optimizers.get(wkey))
+                             partial_dir=partial / wkey, run_hash=run_hash,
+                             optimizer_state=optimizers.get(wkey), live_dir=partial / wkey / "live")
         new_optimizers[wkey] = result.optimizer_state
         history += [{**row, "width": width} for row in result.state.history]
+        widths_rows[wkey] = result.state.history
     nets = nets.cpu().to(memory_format=torch.contiguous_format)
     save_supernet(supernet_out, nets, {**{k: v for k, v in meta.items() if k not in ("content_hash", "optimizers")},
                                        "optimizers": new_optimizers, "adapted_iteration": iteration})
@@ -189,5 +198,7 @@ def adapt_supernet_step(search: SearchConfig, train: TrainConfig, space: SearchS
              "checkpoint_hash": ev.checkpoint_hash,
              **archive_stats(out, search.objectives, max_costs(space, ev.cost_model))}
     write_json(stats_out, stats)
-    shutil.rmtree(partial_root / f"{iteration}-{run_hash}", ignore_errors=True)
+    for wkey, rows in widths_rows.items():
+        publish(partial / wkey / "live", live_folder(stats_out) / wkey, rows)
+    shutil.rmtree(partial, ignore_errors=True)
     return stats

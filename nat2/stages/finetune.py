@@ -3,7 +3,7 @@
 ``python -m nat2.stages.finetune --params params.yaml --slot results/final/extract/slot_0
 --supernet results/search/iter_3/supernet.pt --split data/split.parquet --out results/final/finetune/slot_0``
 
-Writes ``<out>/{weights.pt,arch.json,card.json,metrics.csv,model.onnx,model.pt2}``; ``nat2.load_subnet(<out>)``
+Writes ``<out>/{weights.pt,arch.json,card.json,live/step{1,2},model.onnx,model.pt2}``; ``nat2.load_subnet(<out>)``
 loads the result.
 Rerunning a killed fine-tuning resumes after its last finished epoch.
 """

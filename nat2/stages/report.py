@@ -22,7 +22,7 @@ __all__ = ["main"]
 def _parser() -> argparse.ArgumentParser:
     parser = base_parser("report", "Write the run's report (tables, metrics, plot data, figures).")
     parser.add_argument("--search", required=True, type=Path, help="folder of the iter_<k>/ outputs")
-    parser.add_argument("--supernet-dir", required=True, type=Path, help="folder of the <phase>.metrics.csv files")
+    parser.add_argument("--supernet-dir", required=True, type=Path, help="folder of the <phase>.live dvclive folders")
     parser.add_argument("--finetune", required=True, type=Path, help="folder of the fine-tuned slot_<k>/")
     parser.add_argument("--lut", required=True, type=Path, help="latency look-up table (profile_latency)")
     parser.add_argument("--out", required=True, type=Path)

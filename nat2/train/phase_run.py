@@ -1,8 +1,8 @@
 """Set up and run one training phase for one width, and write its outputs (what ``train_supernet`` calls).
 
 Outputs of ``--out results/supernet/kernel.pt``: the phase checkpoint itself (for every width: weights,
-optimiser state, epoch/step, RNG state, validation; plus the run hash), ``kernel.metrics.csv`` (one row per width
-and epoch, for DVC plots) and ``kernel.manifest.json``. In-phase checkpoints live in
+optimiser state, epoch/step, RNG state, validation; plus the run hash), ``kernel.live/<width>/`` (dvclive: one step
+per epoch, for ``dvc plots`` and the report) and ``kernel.manifest.json``. In-phase checkpoints live in
 ``results/.partial/train_supernet/<phase>-<hash>/``, outside every declared pipeline output, so neither Snakemake
 nor DVC deletes them before a rerun resumes. The stage writes the manifest from what :func:`run_phase` returns.
 """
@@ -21,7 +21,7 @@ from nat2.config import PHASES, SuperNetConfig, TrainConfig, params_hash
 from nat2.context import RunContext
 from nat2.data import EvalSet
 from nat2.errors import Nat2Error
-from nat2.io import csv_text, write_text
+from nat2.live import live_folder, publish
 from nat2.manifest import file_digest
 from nat2.seeds import torch_generator
 from nat2.space import ElasticChoices, SearchSpace
@@ -34,7 +34,6 @@ __all__ = ["PhaseInputs", "PhaseSummary", "build_width_net", "load_phase_weights
 
 log = logging.getLogger(__name__)
 
-CSV_COLUMNS = ("phase", "width", "epoch", "lr", "train_loss", "train_top1", "val_top1")
 
 
 @dataclass(frozen=True)
@@ -198,7 +197,6 @@ def run_phase(inputs: PhaseInputs) -> PhaseSummary | None:
                             "teacher": file_digest(teacher_src), "world_size": dist.world_size}, length=16)
     partial = inputs.partial_root / f"{phase}-{run_hash}"
     widths: dict[str, Any] = {}
-    history: list[dict[str, Any]] = []
     for width in space.width_mults:
         wkey = width_key(width)
         done = partial / f"{wkey}.done.pt"
@@ -211,13 +209,14 @@ def run_phase(inputs: PhaseInputs) -> PhaseSummary | None:
             widths[wkey] = _train_width(inputs, width, space, calib, val, teacher_src, dist, run_hash, partial / wkey)
             if dist.is_main:
                 save_checkpoint(done, "phase-width", widths[wkey])
-        history += [{**row, "width": width} for row in widths[wkey]["state"]["history"]]
     if not dist.is_main:
         return None
     out = inputs.out
     save_checkpoint(out, "phase", {"variant": space.variant.name, "num_classes": num_classes,
                                    "phase": phase, "run_hash": run_hash, "widths": widths})
-    write_text(out.with_name(f"{out.stem}.metrics.csv"), csv_text(history, CSV_COLUMNS))
+    live_out = live_folder(out)
+    for wkey, trained in widths.items():
+        publish(partial / wkey / "live", live_out / wkey, trained["state"]["history"])
     shutil.rmtree(partial, ignore_errors=True)
     return PhaseSummary(device=str(ctx.device), run_hash=run_hash, world_size=dist.world_size, validation={
         k: {m: v for m, v in w["validation"].items() if m != "subnets"} for k, w in widths.items()})
@@ -245,7 +244,7 @@ def _train_width(inputs: PhaseInputs, width: float, space: SearchSpace, calib: E
                          teacher=teacher, calib=calib, val=val, seed=ctx.seed,
                          calib_batch_size=ctx.data.calib_batch_size, eval_batch_size=ctx.data.eval_batch_size,
                          device=ctx.device, memory_format=ctx.memory_format, partial_dir=partial, run_hash=run_hash,
-                         dist=dist, progress=inputs.progress)
+                         dist=dist, progress=inputs.progress, live_dir=partial / "live")
     return {"width_mult": width, "model": {k: v.cpu() for k, v in net.state_dict().items()},
             "optimizer": result.optimizer_state, "state": asdict(result.state), "torch_rng": result.torch_rng,
             "validation": result.validation}

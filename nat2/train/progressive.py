@@ -31,6 +31,7 @@ from nat2.checkpoint import load_checkpoint, save_checkpoint
 from nat2.config import PHASES, TrainConfig
 from nat2.evaluate import evaluate_arch
 from nat2.io import write_json
+from nat2.live import LIVE_KEYS, EpochLive
 from nat2.seeds import numpy_rng, seed_sequence
 from nat2.space import Arch, ElasticChoices, SearchSpace
 from nat2.supernet import SuperNet
@@ -209,7 +210,8 @@ def train_phase(net: SuperNet, space: SearchSpace, spec: LoopSpec, steps: StepSe
                 teacher: nn.Module | None, calib: Any, val: Any, seed: int, calib_batch_size: int,
                 eval_batch_size: int, device: torch.device, memory_format: torch.memory_format,
                 partial_dir: Path | None, run_hash: str, dist: DistInfo | None = None,
-                progress: bool | None = None, optimizer_state: dict[str, Any] | None = None) -> PhaseResult:
+                progress: bool | None = None, optimizer_state: dict[str, Any] | None = None,
+                live_dir: Path | None = None) -> PhaseResult:
     """Train ``net`` (one width) as ``spec`` says; resume from ``partial_dir`` when a matching checkpoint is there.
 
     Args:
@@ -232,6 +234,8 @@ def train_phase(net: SuperNet, space: SearchSpace, spec: LoopSpec, steps: StepSe
         dist: data-parallel group (rank 0 checkpoints and validates); None for a single process.
         progress: show a tqdm bar (None: only on a terminal).
         optimizer_state: optimiser state to continue from (adaptation carries it across iterations).
+        live_dir: dvclive folder of the epoch rows (:class:`nat2.live.EpochLive`, in step with the checkpoint);
+            None: no dvclive log.
     """
     dist = dist or DistInfo()
     phase = spec.name
@@ -258,6 +262,7 @@ def train_phase(net: SuperNet, space: SearchSpace, spec: LoopSpec, steps: StepSe
             log.info("%s: resuming at epoch %d batch %d (step %d)", phase, state.epoch, state.batch, state.step)
         else:
             log.warning("%s: ignoring a partial checkpoint of other settings in %s", phase, partial_dir)
+    live = EpochLive(live_dir, LIVE_KEYS, state.history) if live_dir is not None and dist.is_main else None
     targets_of = phase_teacher_targets(teacher, space.variant.early_exit, steps.exit_weights)
     weights = steps.exit_weights
     use_amp = steps.amp and device.type == "cuda"
@@ -365,6 +370,8 @@ def train_phase(net: SuperNet, space: SearchSpace, spec: LoopSpec, steps: StepSe
             if not last:
                 save_partial()
                 last_save = time.monotonic()
+                if live is not None:  # after the checkpoint: a kill in between leaves dvclive behind, rebuilt
+                    live.log(row)
         rng_out = torch.get_rng_state()
     validation: dict[str, Any] = {}
     if dist.is_main and spec.corners is not None:
@@ -376,4 +383,8 @@ def train_phase(net: SuperNet, space: SearchSpace, spec: LoopSpec, steps: StepSe
         state.history[-1]["val_top1"] = validation["mean_top1"]
         log.info("%s: validation mean top1 %.2f (min subnet %.2f, max subnet %.2f)", phase,
                  validation["mean_top1"], validation["min_subnet_top1"], validation["max_subnet_top1"])
+    if live is not None:
+        if state.history:  # the last epoch, with its final validation
+            live.log(state.history[-1])
+        live.close()
     return PhaseResult(state, optimizer.state_dict(), rng_out, validation)
