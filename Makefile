@@ -7,7 +7,7 @@ THREADS = $(shell $(BIN)/python -c "import yaml; print(yaml.safe_load(open('para
 export DVC_NO_ANALYTICS := 1
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: venv dataset run rerun smoke test test-slurm lint use dry-run clean-results
+.PHONY: venv dataset run rerun smoke test test-slurm lint use dry-run report plots clean-results
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,16 @@ run: use
 rerun: venv
 	@test -n "$(ITER)" || { echo "usage: make rerun ITER=<iteration of search.iterations>" >&2; exit 2; }
 	$(BIN)/nat2 rerun $(ITER) --cores $(THREADS)
+
+## report: after a run, Snakemake's HTML report and DVC's plots page, both checked in headless Chromium
+## (screenshots in results/report/screenshots; needs `apt-get install chromium`)
+report: plots
+	$(BIN)/snakemake --cores 1 --report results/report/report.html
+	$(BIN)/nat2 check-html results/report/report.html results/report/dvc_plots/index.html
+
+## plots: `dvc plots show` into results/report/dvc_plots/index.html, drawn offline (REVS="a b": dvc plots diff)
+plots: venv
+	$(BIN)/nat2 plots-html $(REVS)
 
 ## smoke: the whole chain on params/ci.yaml in a temporary copy of the repository (last line: smoke: ...)
 smoke: venv

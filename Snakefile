@@ -8,6 +8,9 @@ min_version("9.18")
 configfile: "params.yaml"
 
 
+report: "rules/report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/latency.smk"

@@ -159,6 +159,36 @@ def _fetch_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plots_html(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from nat2.plots import plots_html
+
+    print(f"dvc plots page: {plots_html(Path(args.out), args.revisions)}")
+    return 0
+
+
+def _check_html(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from nat2.browser import REPORT_GALLERY_JS, check_page
+
+    failed = False
+    for page in map(Path, args.pages):
+        if not page.is_file():
+            raise Nat2Error(f"{page}: no such page; write it first (make report)")
+        shot = Path(args.screenshots) / f"{page.parent.name if page.name == 'index.html' else page.stem}.png"
+        check = check_page(page, shot, script=REPORT_GALLERY_JS)
+        blank = check.blank_plots
+        ok = not check.errors and not blank and bool(check.plots)
+        failed |= not ok
+        print(f"{page}: {'ok' if ok else 'FAILED'}: {len(check.plots)} plots, {len(blank)} blank, "
+              f"{len(check.errors)} errors; screenshot {shot}")
+        for line in check.errors[:10]:
+            print(f"  {line}")
+    return 1 if failed else 0
+
+
 def _rerun(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -211,6 +241,15 @@ def build_parser() -> argparse.ArgumentParser:
                        "(apt, root), else torchvision's download (make run/test call it)")
     p.add_argument("--params", default="params.yaml")
     p.set_defaults(func=_fetch_data)
+    p = sub.add_parser("plots-html", help="write `dvc plots show` (or `diff REV...`) as a page that draws offline")
+    p.add_argument("revisions", nargs="*", help="revisions or experiments to compare (none: the workspace)")
+    p.add_argument("--out", default="results/report/dvc_plots", help="folder of index.html")
+    p.set_defaults(func=_plots_html)
+    p = sub.add_parser("check-html", help="load HTML pages in headless Chromium: screenshot, script errors, blank "
+                       "plots (exit 1 on any)")
+    p.add_argument("pages", nargs="+")
+    p.add_argument("--screenshots", default="results/report/screenshots", help="folder of the PNG screenshots")
+    p.set_defaults(func=_check_html)
     p = sub.add_parser("rerun", help="rerun one search iteration and everything downstream (make rerun ITER=k)")
     p.add_argument("iteration")
     p.add_argument("--cores", type=int, default=2)

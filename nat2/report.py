@@ -44,14 +44,15 @@ __all__ = ["FILES", "FIGURES", "build_report", "summary_table", "write_report"]
 
 log = logging.getLogger(__name__)
 
-FILES = ("summary.md", "metrics.json", "hv.csv", "surrogate.csv", "archive.csv", "front.csv", "training.csv",
-         "finetune.csv", "latency.csv")
+FILES = ("summary.md", "metrics.json", "hv.csv", "surrogate.csv", "archive.csv", "front.csv", "slots.csv",
+         "training.csv", "finetune.csv", "latency.csv")
 FIGURES = ("hv.png", "surrogate.png", "front.png", "latency.png", "training.png", "finetune.png")
 
 _HV_COLUMNS = ("iteration", "hv", "front_size", "archive_size", "best_top1")
 _TAU_COLUMNS = ("iteration", "model", "cv_kendall_tau", "cv_rmse", "candidates_kendall_tau", "candidates_rmse")
 _POINT_COLUMNS = ("id", "iteration", "origin", "top1", "error", "params", "macs", "latency_ms", "cost", "rank")
 _LATENCY_COLUMNS = ("slot", "predicted_ms", "measured_ms")
+_SLOT_COLUMNS = ("slot", "params", "macs", "resolution", "val_top1", "error", "test_top1")
 _TRAIN_COLUMNS = ("index", "phase", "width", "epoch", "lr", "train_loss", "train_top1", "val_top1")
 _FT_COLUMNS = ("slot", "index", "step", "epoch", "lr", "train_loss", "val_loss", "val_top1")
 
@@ -120,7 +121,7 @@ def build_report(params: Params, search: Path, supernet_dir: Path, finetune: Pat
     training = []
     for phase in _phases(params):
         folder = live_folder(supernet_dir / f"{phase}.pt")
-        widths = sorted(folder.iterdir()) if folder.is_dir() else []
+        widths = sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []  # not Snakemake stamps
         if not widths:
             raise Nat2Error(f"{folder}: missing or empty (the phase's dvclive metrics); rerun super-net training")
         for wdir in widths:
@@ -198,6 +199,8 @@ def _metrics(params: Params, hv_rows: list[dict[str, Any]], tau_rows: list[dict[
         "smallest_within_1pt": {"slot": small["slot"], "params": small["params"], "macs": small["macs"],
                                 "val_top1": small["val_top1_finetuned"], "test_top1": small["test_top1_after"]},
         "subnets": len(cards),
+        "slots": {str(c["slot"]): {"params": c["params"], "macs": c["macs"], "test_top1": c["test_top1_after"],
+                                   "val_top1": c["val_top1_finetuned"]} for c in cards},
     }
 
 
@@ -247,6 +250,21 @@ def _summary(params: Params, rep: dict[str, Any]) -> str:
     )
 
 
+def _slot_rows(cards: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The fine-tuned slots as points on the front's axes (validation error as a fraction, as archives hold it)."""
+    return [{"slot": c["slot"], "params": c["params"], "macs": c["macs"], "resolution": c["resolution"],
+             "val_top1": c["val_top1_finetuned"], "error": 1.0 - c["val_top1_finetuned"] / 100.0,  # as archives
+             "test_top1": c["test_top1_after"]} for c in cards]
+
+
+def _log_if_decades(ax: Any, values: Any) -> None:
+    """A cost axis spanning more than a decade is drawn on a log scale (MACs of a space easily do)."""
+    v = np.asarray(values, dtype=float)
+    v = v[v > 0]
+    if len(v) and v.max() / v.min() > 10:
+        ax.set_xscale("log")
+
+
 def _figures(rep: dict[str, Any], folder: Path) -> None:
     import matplotlib
 
@@ -263,8 +281,10 @@ def _figures(rep: dict[str, Any], folder: Path) -> None:
 
     hv = frame("hv.csv")
     fig, ax = plt.subplots(figsize=(5, 3.5))
-    ax.plot(hv["iteration"], hv["hv"], marker="o")
-    ax.set(xlabel="iteration", ylabel="hypervolume", title="Archive hypervolume")
+    ax.plot(hv["iteration"], hv["hv"], marker="o", label="archive (search objectives)")
+    ax.set(xlabel="search iteration (0 = initial archive)", ylabel="hypervolume (normalised objectives)",
+           title="Archive hypervolume")
+    ax.legend(fontsize=7)
     save(fig, "hv.png")
 
     tau = frame("surrogate.csv")
@@ -279,11 +299,18 @@ def _figures(rep: dict[str, Any], folder: Path) -> None:
     pts, front = frame("archive.csv"), frame("front.csv")
     cost = rep["cost_axis"]  # the searched cost objective: the front is non-dominated in (error, cost)
     fig, ax = plt.subplots(figsize=(5, 3.5))
-    ax.scatter(pts[cost] / 1e6, pts["top1"], s=10, c="0.7", label="archive")
+    ax.scatter(pts[cost] / 1e6, pts["top1"], s=10, c="0.7", label="archive (super-net weights)")
     f = front.sort_values(cost)
-    ax.plot(f[cost] / 1e6, f["top1"], marker="o", c="C3", label="front")
-    ax.set(xlabel=f"{cost} (M)", ylabel="val top-1 (%)", title="Final archive")
-    ax.legend()
+    ax.plot(f[cost] / 1e6, f["top1"], marker="o", c="C3", label="front (super-net weights)")
+    slot_pts = pd.DataFrame(_slot_rows(rep["cards"]))
+    ax.scatter(slot_pts[cost] / 1e6, slot_pts["val_top1"], marker="*", s=90, c="C2", zorder=3,
+               label="slots (fine-tuned)")
+    for row in slot_pts.itertuples():
+        ax.annotate(str(row.slot), (getattr(row, cost) / 1e6, row.val_top1), fontsize=7, xytext=(3, 3),
+                    textcoords="offset points")
+    _log_if_decades(ax, pd.concat([pts[cost], slot_pts[cost]]))
+    ax.set(xlabel=f"{cost} (millions)", ylabel="validation top-1 (%)", title="Final archive and slots")
+    ax.legend(fontsize=7)
     save(fig, "front.png")
 
     lat = frame("latency.csv")
@@ -304,7 +331,7 @@ def _figures(rep: dict[str, Any], folder: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for (phase, width), g in tr.groupby(["phase", "width"], sort=False):
         ax.plot(g["index"], g["train_top1"], marker=".", label=f"{phase} w{width}")
-    ax.set(xlabel="epoch (all phases)", ylabel="train top-1 (%)", title="Super-net training")
+    ax.set(xlabel="epoch (all phases, in order)", ylabel="train top-1 (%)", title="Super-net training")
     ax.legend(fontsize=7)
     save(fig, "training.png")
 
@@ -312,7 +339,7 @@ def _figures(rep: dict[str, Any], folder: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for slot, g in ft.groupby("slot"):
         ax.plot(g["index"], g["train_loss"], marker=".", label=f"slot {slot}")
-    ax.set(xlabel="epoch (step 1 then step 2)", ylabel="train loss", title="Fine-tuning")
+    ax.set(xlabel="epoch (step 1 then step 2)", ylabel="train loss (cross-entropy)", title="Fine-tuning")
     ax.legend(fontsize=7)
     save(fig, "finetune.png")
 
@@ -330,6 +357,7 @@ def write_report(params: Params, search: Path, supernet_dir: Path, finetune: Pat
         write_text(tmp / "surrogate.csv", csv_text(rep["surrogate"], digits=None, columns=_TAU_COLUMNS))
         write_text(tmp / "archive.csv", csv_text(rep["archive"], digits=None, columns=_POINT_COLUMNS))
         write_text(tmp / "front.csv", csv_text(rep["front"], digits=None, columns=_POINT_COLUMNS))
+        write_text(tmp / "slots.csv", csv_text(_slot_rows(rep["cards"]), digits=None, columns=_SLOT_COLUMNS))
         write_text(tmp / "training.csv", csv_text(rep["training"], _TRAIN_COLUMNS))
         write_text(tmp / "finetune.csv", csv_text(rep["finetune"], _FT_COLUMNS))
         write_text(tmp / "latency.csv", csv_text(rep["latency"], _LATENCY_COLUMNS))

@@ -26,7 +26,7 @@ from typing import Any
 
 from nat2.stage_settings import SETTINGS, lookup, stage_settings
 
-__all__ = ["STAGES", "ForEach", "Input", "Stage", "dvc_command", "dvc_yaml", "smk_inputs", "smk_outputs",
+__all__ = ["STAGES", "ForEach", "Input", "Report", "Stage", "dvc_command", "dvc_yaml", "smk_inputs", "smk_outputs",
            "smk_outputs_of", "smk_settings", "smk_shell", "smk_wildcards", "stage"]
 
 
@@ -60,6 +60,20 @@ def _pattern(spec: str | Input) -> str:
 
 
 @dataclass(frozen=True)
+class Report:
+    """An output shown in ``snakemake --report`` (``make report``): caption file, category, subcategory.
+
+    ``caption`` names a reStructuredText file in ``rules/report/`` that says what the output shows and from which
+    files; ``patterns`` pick the files of a folder output (``{name}.png``).
+    """
+
+    caption: str
+    category: str
+    subcategory: str | None = None
+    patterns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Stage:
     """One pipeline stage: ``python -m nat2.stages.<module> --params params.yaml <args> --log <log>``."""
 
@@ -75,6 +89,7 @@ class Stage:
     metrics: tuple[str, ...] = ()  # outputs (by name) that are DVC metrics (small JSON, not cached)
     plots: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # output name -> DVC plot props
     uncached: tuple[str, ...] = ()  # outputs (by name) kept in git rather than DVC's cache
+    report: Mapping[str, Report] = field(default_factory=dict)  # output name -> its Snakemake report entry
     parallel: bool = True  # uses runtime.threads (else one thread)
     mem_mb: int = 4000
     gpu: bool = False
@@ -105,7 +120,10 @@ STAGES: tuple[Stage, ...] = (
           inputs={"split": _SPLIT_FILE},
           outputs={"lut": _LUT, "subnets": "results/latency/subnets.csv", "stats": "results/latency/latency.json",
                    "manifest": "results/latency/lut.manifest.json"},
-          metrics=("stats",), plots={"subnets": {"template": "scatter", "x": "predicted_ms", "y": "measured_ms"}},
+          metrics=("stats",), plots={"subnets": {"template": "scatter", "x": "predicted_ms", "y": "measured_ms",
+                                                 "x_label": "predicted latency (ms)",
+                                                 "y_label": "measured latency (ms)"}},
+          report={"subnets": Report("latency_subnets.rst", "1. Latency", "tables")},
           log="results/logs/profile_latency.log", benchmark="results/benchmarks/profile_latency.tsv", gpu=True),
     Stage("train_full", "train_supernet", "--phase full --split {split} --out {ckpt}",
           inputs={"split": _SPLIT_FILE},
@@ -227,11 +245,17 @@ STAGES: tuple[Stage, ...] = (
                    "hv": "results/report/hv.csv", "surrogate": "results/report/surrogate.csv",
                    "archive": "results/report/archive.csv", "front": "results/report/front.csv",
                    "training": "results/report/training.csv", "finetune_curves": "results/report/finetune.csv",
-                   "latency": "results/report/latency.csv", "manifest": "results/report/manifest.json",
-                   "figures": "results/report/figures"},
+                   "latency": "results/report/latency.csv", "slots": "results/report/slots.csv",
+                   "manifest": "results/report/manifest.json", "figures": "results/report/figures"},
           directories=("figures",), metrics=("metrics",), uncached=("summary", "manifest"),
           plots={name: {} for name in ("hv", "surrogate", "archive", "front", "training", "finetune_curves",
-                                       "latency")},
+                                       "latency", "slots")},
+          report={"figures": Report("figures.rst", "4. Final subnets", "figures", patterns=("{name}.png",)),
+                  "summary": Report("summary.rst", "4. Final subnets", "tables"),
+                  "slots": Report("slots.rst", "4. Final subnets", "tables"),
+                  "hv": Report("hv.rst", "3. Search", "tables"),
+                  "surrogate": Report("surrogate.rst", "3. Search", "tables"),
+                  "training": Report("training.rst", "2. Super-net", "tables")},
           log="results/logs/final/report.log", benchmark="results/benchmarks/final/report.tsv",
           mem_mb=2000, gpu=True),  # times the slots' exported programs on the run's device
 )
@@ -332,14 +356,25 @@ def _dvc_body(s: Stage, code: list[str]) -> dict[str, Any]:
     return body
 
 
-#: top-level DVC plots (drawn from the report's CSV files)
+#: top-level DVC plots (drawn from the report's CSV files; ``dvc plots show`` / ``diff``, ``make plots``)
 _DVC_PLOTS = [
-    {"hypervolume": {"x": "iteration", "y": {"results/report/hv.csv": "hv"}}},
-    {"surrogate_tau": {"x": "iteration",
-                       "y": {"results/report/surrogate.csv": ["cv_kendall_tau", "candidates_kendall_tau"]}}},
-    {"final_front": {"template": "scatter", "x": "cost", "y": {"results/report/front.csv": "top1"}}},
-    {"supernet_training": {"x": "index", "y": {"results/report/training.csv": "train_top1"}}},
-    {"finetuning": {"x": "index", "y": {"results/report/finetune.csv": "train_loss"}}},
+    {"hypervolume": {"template": "linear", "x": "iteration", "y": {"results/report/hv.csv": "hv"},
+                     "title": "Archive hypervolume per search iteration", "x_label": "search iteration",
+                     "y_label": "hypervolume (normalised)"}},
+    {"surrogate_tau": {"template": "linear", "x": "iteration",
+                       "y": {"results/report/surrogate.csv": ["cv_kendall_tau", "candidates_kendall_tau"]},
+                       "title": "Surrogate rank correlation per iteration", "x_label": "search iteration",
+                       "y_label": "Kendall tau"}},
+    {"final_front": {"template": "scatter", "x": "macs",
+                     "y": {"results/report/front.csv": "error", "results/report/slots.csv": "error"},
+                     "title": "Final front (super-net weights) and fine-tuned slots", "x_label": "MACs",
+                     "y_label": "validation error (fraction)"}},
+    {"supernet_training": {"template": "linear", "x": "index", "y": {"results/report/training.csv": "train_top1"},
+                           "title": "Super-net training (all phases)", "x_label": "epoch",
+                           "y_label": "train top-1 (%)"}},
+    {"finetuning": {"template": "linear", "x": "index", "y": {"results/report/finetune.csv": "train_loss"},
+                    "title": "Fine-tuning (step 1 then step 2, per slot)", "x_label": "epoch",
+                    "y_label": "train loss"}},
     "results/report/figures",
 ]
 

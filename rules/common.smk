@@ -21,9 +21,17 @@ def stage_input(name):
 
 
 def stage_output(name):
-    """Named outputs of stage ``name``; folders wrapped in ``directory``."""
-    folders = table.stage(name).directories
-    return {k: directory(v) if k in folders else v for k, v in table.smk_outputs(name, config).items()}
+    """Named outputs of stage ``name``; folders wrapped in ``directory``, report entries in ``report``."""
+    s = table.stage(name)
+    outputs = {}
+    for key, path in table.smk_outputs(name, config).items():
+        out = directory(path) if key in s.directories else path
+        if key in s.report:
+            entry = s.report[key]
+            out = report(out, caption=f"report/{entry.caption}", category=entry.category,
+                         subcategory=entry.subcategory, **({"patterns": list(entry.patterns)} if entry.patterns else {}))
+        outputs[key] = out
+    return outputs
 
 
 def stage_wildcards(name):

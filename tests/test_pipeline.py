@@ -21,11 +21,14 @@ from test_supernet import hook_count
 import nat2
 from nat2 import archive as arc
 from nat2 import selection as sel
+from nat2.browser import REPORT_GALLERY_JS, check_page
 from nat2.config import load_params
 from nat2.costs import CostModel
 from nat2.export import run_export
 from nat2.pipeline import copy_repo, rerun_iteration, run_tool, smoke, smoke_line, stage_times
+from nat2.plots import plots_html
 from nat2.presets import use_preset
+from nat2.report import FIGURES
 from nat2.space import SearchSpace
 
 pytestmark = pytest.mark.slow
@@ -255,6 +258,58 @@ def test_dvc_reproduces_rereruns_and_round_trips(tiny: dict, tmp_path: Path) -> 
     assert json.loads(run_tool(["dvc", "status", "--json"], clone).stdout) == {}
     repro = run_tool(["dvc", "repro"], clone)
     assert "Running stage" not in repro.stdout, repro.stdout
+
+    # DVC's plots page (offline template: Vega inline) draws every plot in a browser
+    check = check_page(plots_html(repo / "results/report/dvc_plots", cwd=repo),
+                       repo / "results/report/screenshots/dvc_plots.png")
+    assert not check.errors and not check.blank_plots, (check.errors, check.blank_plots)
+    assert sum(p["tag"] == "svg" for p in check.plots) >= 5 and sum(p["tag"] == "img" for p in check.plots) >= 6
+
+    # an experiment: NAT instead of NAT2 (the search reruns, the super-net comes from the cache); `dvc exp show`
+    # lists the report's headline metrics for the baseline and the experiment, and `dvc plots diff` compares them
+    run_tool(["dvc", "exp", "run", "-q", "-S", "search.policy=nat", "-n", "nat-policy"], repo)
+    shown = _exp_metrics(json.loads(run_tool(["dvc", "exp", "show", "--json"], repo).stdout))
+    assert set(shown) >= {"workspace", "nat-policy"}, shown.keys()
+    baseline = json.loads((smk / "results/report/metrics.json").read_text())
+    assert shown["main"][1] == baseline and shown["main"][0] == "nat2"
+    policy, metrics = shown["nat-policy"]
+    assert policy == "nat" and metrics.keys() == baseline.keys()
+    assert set(metrics["slots"]) == set(baseline["slots"]) and all(
+        {"params", "macs", "test_top1", "val_top1"} <= set(v) for v in metrics["slots"].values())
+    assert 0 < metrics["final_hv"] <= 1 and metrics["hv_by_run"] == {"nat/seed0": metrics["final_hv"]}
+    check = check_page(plots_html(repo / "results/report/dvc_plots_diff", ["main", "nat-policy"], cwd=repo),
+                       repo / "results/report/screenshots/dvc_plots_diff.png")
+    assert not check.errors and not check.blank_plots, (check.errors, check.blank_plots)
+
+
+def _exp_metrics(rows: list[dict]) -> dict[str, tuple[str, dict]]:
+    """``dvc exp show --json``: name (or rev) -> (search.policy, results/report/metrics.json) of each row."""
+    out = {}
+    for row in rows:
+        for entry in [row, *[e for exp in row.get("experiments") or [] for e in exp.get("revs", [])]]:
+            data = entry.get("data") or {}
+            metrics = (data.get("metrics") or {}).get("results/report/metrics.json", {}).get("data")
+            policy = (data.get("params") or {}).get("params.yaml", {}).get("data", {}).get("search", {}).get("policy")
+            if metrics:
+                out[entry.get("name") or entry.get("rev")] = (policy, metrics)
+    return out
+
+
+def test_snakemake_report_draws_every_figure_in_a_browser(tiny: dict) -> None:
+    """`make report`'s Snakemake half: captions and categories, every figure decoded and drawn, no script error."""
+    root = tiny["root"]
+    run_tool(["snakemake", "--cores", "1", "--report", "results/report/report.html"], root)
+    html = (root / "results/report/report.html").read_text()
+    for category in ("1. Latency", "2. Super-net", "3. Search", "4. Final subnets"):
+        assert category in html
+    assert "non-dominated front" in html  # a caption (rules/report/figures.rst)
+    check = check_page(root / "results/report/report.html", root / "results/report/screenshots/report.png",
+                       script=REPORT_GALLERY_JS)
+    assert not check.errors and not check.blank_plots, (check.errors, check.blank_plots)
+    figures = [p for p in check.plots if p["tag"] == "img"]
+    assert len(figures) == len(FIGURES) and all(p["ok"] and p["std"] > 10 for p in figures), figures
+    assert any(p["tag"] == "svg" for p in check.plots)  # the rule graph (Vega)
+    assert check.screenshot.stat().st_size > 50_000
 
 
 def test_three_objectives_with_latency_run_through_both_tools(tiny: dict, tmp_path: Path) -> None:
