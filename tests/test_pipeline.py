@@ -263,21 +263,23 @@ def test_dvc_reproduces_rereruns_and_round_trips(tiny: dict, tmp_path: Path) -> 
     check = check_page(plots_html(repo / "results/report/dvc_plots", cwd=repo),
                        repo / "results/report/screenshots/dvc_plots.png")
     assert not check.errors and not check.blank_plots, (check.errors, check.blank_plots)
-    assert sum(p["tag"] == "svg" for p in check.plots) >= 5 and sum(p["tag"] == "img" for p in check.plots) >= 6
+    vega = sum(p["tag"] in ("svg", "canvas") for p in check.plots)
+    assert vega >= 5 and sum(p["tag"] == "img" for p in check.plots) >= len(FIGURES), check.plots
 
-    # an experiment: NAT instead of NAT2 (the search reruns, the super-net comes from the cache); `dvc exp show`
-    # lists the report's headline metrics for the baseline and the experiment, and `dvc plots diff` compares them
-    run_tool(["dvc", "exp", "run", "-q", "-S", "search.policy=nat", "-n", "nat-policy"], repo)
+    # an experiment (`dvc exp run -S`): another HV reference point reruns the report alone, from the cache
+    # (`-S search.policy=nat` reruns the search too: 4.7 min on this preset, measured by hand, too long for CI);
+    # `dvc exp show` lists the report's headline metrics for the baseline and the experiment
+    run_tool(["dvc", "exp", "run", "-q", "-S", "search.hv_ref=1.2", "-n", "hv-ref"], repo)
     shown = _exp_metrics(json.loads(run_tool(["dvc", "exp", "show", "--json"], repo).stdout))
-    assert set(shown) >= {"workspace", "nat-policy"}, shown.keys()
+    assert set(shown) >= {"workspace", "main", "hv-ref"}, shown.keys()
     baseline = json.loads((smk / "results/report/metrics.json").read_text())
-    assert shown["main"][1] == baseline and shown["main"][0] == "nat2"
-    policy, metrics = shown["nat-policy"]
-    assert policy == "nat" and metrics.keys() == baseline.keys()
-    assert set(metrics["slots"]) == set(baseline["slots"]) and all(
+    assert shown["main"] == ("nat2", baseline)
+    policy, metrics = shown["hv-ref"]
+    assert policy == "nat2" and metrics.keys() == baseline.keys()
+    assert metrics["final_hv"] > baseline["final_hv"] and metrics["initial_hv"] > baseline["initial_hv"]
+    assert metrics["slots"] == baseline["slots"] and all(
         {"params", "macs", "test_top1", "val_top1"} <= set(v) for v in metrics["slots"].values())
-    assert 0 < metrics["final_hv"] <= 1 and metrics["hv_by_run"] == {"nat/seed0": metrics["final_hv"]}
-    check = check_page(plots_html(repo / "results/report/dvc_plots_diff", ["main", "nat-policy"], cwd=repo),
+    check = check_page(plots_html(repo / "results/report/dvc_plots_diff", ["main", "hv-ref"], cwd=repo),
                        repo / "results/report/screenshots/dvc_plots_diff.png")
     assert not check.errors and not check.blank_plots, (check.errors, check.blank_plots)
 
@@ -286,12 +288,15 @@ def _exp_metrics(rows: list[dict]) -> dict[str, tuple[str, dict]]:
     """``dvc exp show --json``: name (or rev) -> (search.policy, results/report/metrics.json) of each row."""
     out = {}
     for row in rows:
-        for entry in [row, *[e for exp in row.get("experiments") or [] for e in exp.get("revs", [])]]:
+        entries = [(row.get("name") or row["rev"], row)] + [
+            (rev.get("name") or exp.get("name") or rev["rev"], rev)
+            for exp in row.get("experiments") or [] for rev in exp.get("revs", [])]
+        for name, entry in entries:
             data = entry.get("data") or {}
             metrics = (data.get("metrics") or {}).get("results/report/metrics.json", {}).get("data")
             policy = (data.get("params") or {}).get("params.yaml", {}).get("data", {}).get("search", {}).get("policy")
             if metrics:
-                out[entry.get("name") or entry.get("rev")] = (policy, metrics)
+                out[name] = (policy, metrics)
     return out
 
 
@@ -308,7 +313,7 @@ def test_snakemake_report_draws_every_figure_in_a_browser(tiny: dict) -> None:
     assert not check.errors and not check.blank_plots, (check.errors, check.blank_plots)
     figures = [p for p in check.plots if p["tag"] == "img"]
     assert len(figures) == len(FIGURES) and all(p["ok"] and p["std"] > 10 for p in figures), figures
-    assert any(p["tag"] == "svg" for p in check.plots)  # the rule graph (Vega)
+    assert any(p["tag"] in ("svg", "canvas") for p in check.plots)  # the rule graph (Vega)
     assert check.screenshot.stat().st_size > 50_000
 
 
