@@ -14,7 +14,9 @@ import base64
 import io
 import itertools
 import json
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -155,11 +157,11 @@ def _start(browser: str, profile: Path, width: int, height: int) -> tuple[subpro
     proc = subprocess.Popen([browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
                              "--disable-dev-shm-usage", "--hide-scrollbars", f"--user-data-dir={profile}",
                              "--remote-debugging-port=0", f"--window-size={width},{height}", "about:blank"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     port_file, deadline = profile / "DevToolsActivePort", time.monotonic() + 60
     while not port_file.is_file() or not port_file.read_text().strip():
         if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
+            _stop(proc)
             raise Nat2Error(f"Chromium ({browser}) did not start (exit {proc.poll()}); run it by hand with "
                             "--headless=new to see why")
         time.sleep(0.1)
@@ -168,6 +170,22 @@ def _start(browser: str, profile: Path, width: int, height: int) -> tuple[subpro
         targets = json.load(resp)
     page = next(t for t in targets if t.get("type") == "page")
     return proc, page["webSocketDebuggerUrl"]
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """End Chromium and its helper processes (renderer, zygote, crash handler): its whole process group."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # the helpers are reaped by init; wait until none is left writing
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
 
 
 def _errors(events: Sequence[dict[str, Any]]) -> list[str]:
@@ -205,7 +223,7 @@ def check_page(html: Path, screenshot: Path, *, width: int = 1280, height: int =
     browser = browser or find_chromium()
     url = html.resolve().as_uri()
     check = PageCheck(url)
-    with tempfile.TemporaryDirectory(prefix="nat2-chromium-") as profile:
+    with tempfile.TemporaryDirectory(prefix="nat2-chromium-", ignore_cleanup_errors=True) as profile:
         proc, ws_url = _start(browser, Path(profile), width, height)
         try:
             dev = _DevTools(ws_url)
@@ -232,8 +250,7 @@ def check_page(html: Path, screenshot: Path, *, width: int = 1280, height: int =
             check.errors += _errors(dev.events)
             dev.close()
         finally:
-            proc.kill()
-            proc.wait()
+            _stop(proc)
     png = base64.b64decode(shot["data"])
     screenshot.parent.mkdir(parents=True, exist_ok=True)
     screenshot.write_bytes(png)
