@@ -50,8 +50,7 @@ _PLOTS_JS = """
             w: r.width, h: r.height, ok: e.tagName !== 'IMG' || e.naturalWidth > 0,
             src: e.tagName === 'IMG' ? (e.getAttribute('src') || '').slice(0, 80) : ''};
   }).filter(r => r.w >= 24 && r.h >= 24);
-  return JSON.stringify({loading, pending, rects, title: document.title,
-                         text: document.body ? document.body.innerText.length : 0});
+  return JSON.stringify({loading, pending, rects});
 })()
 """
 
@@ -90,15 +89,12 @@ class PageCheck:
         errors: uncaught exceptions, console errors and failed loads, one line each.
         plots: per plot element: tag, rectangle, and the standard deviation of its pixels in the screenshot.
         screenshot: where the full-page PNG was written.
-        title: the page's title; text_chars: how much text it shows.
     """
 
     url: str
     errors: list[str] = field(default_factory=list)
     plots: list[dict[str, Any]] = field(default_factory=list)
     screenshot: Path | None = None
-    title: str = ""
-    text_chars: int = 0
 
     @property
     def blank_plots(self) -> list[dict[str, Any]]:
@@ -120,9 +116,9 @@ class _DevTools:
     """One page target of a headless Chromium, driven over its DevTools websocket."""
 
     def __init__(self, ws_url: str) -> None:
-        import websocket
+        from websocket import create_connection
 
-        self._ws = websocket.create_connection(ws_url, timeout=60, suppress_origin=True)
+        self._ws = create_connection(ws_url, timeout=60, suppress_origin=True)
         self._ids = itertools.count(1)
         self.events: list[dict[str, Any]] = []
 
@@ -138,6 +134,8 @@ class _DevTools:
             self.events.append(msg)
 
     def wait_for(self, event: str, timeout: float) -> None:
+        from websocket import WebSocketTimeoutException
+
         deadline = time.monotonic() + timeout
         while not any(e.get("method") == event for e in self.events):
             if time.monotonic() > deadline:
@@ -145,7 +143,7 @@ class _DevTools:
             self._ws.settimeout(max(deadline - time.monotonic(), 0.1))
             try:
                 self.events.append(json.loads(self._ws.recv()))
-            except Exception:
+            except WebSocketTimeoutException:  # loop and check the deadline
                 continue
         self._ws.settimeout(60)
 
@@ -254,7 +252,7 @@ def check_page(html: Path, screenshot: Path, *, width: int = 1280, height: int =
     png = base64.b64decode(shot["data"])
     screenshot.parent.mkdir(parents=True, exist_ok=True)
     screenshot.write_bytes(png)
-    check.screenshot, check.title, check.text_chars = screenshot, state.get("title", ""), state.get("text", 0)
+    check.screenshot = screenshot
     image = np.asarray(Image.open(io.BytesIO(png)).convert("L"), dtype=np.float64)
     scale = image.shape[1] / width  # device pixels per CSS pixel
     for r in state.get("rects", []):

@@ -39,16 +39,14 @@ class EpochLive:
 
     Args:
         folder: the dvclive folder (a working folder next to the loop's checkpoint).
-        keys: row columns to log as metrics (``train_loss``, ``val_top1``, ...), optionally under ``prefix/``.
+        keys: row columns to log as metrics (``train_loss``, ``val_top1``, ...).
         done: the epoch rows the loop's checkpoint already holds (empty on a fresh start).
-        prefix: metric name prefix (e.g. the width of a super-net phase), '' for none.
     """
 
-    def __init__(self, folder: Path, keys: Sequence[str], done: Sequence[Mapping[str, Any]] = (),
-                 prefix: str = "") -> None:
+    def __init__(self, folder: Path, keys: Sequence[str], done: Sequence[Mapping[str, Any]] = ()) -> None:
         from dvclive import Live
 
-        self.folder, self.keys, self.prefix = Path(folder), tuple(keys), prefix
+        self.folder, self.keys = Path(folder), tuple(keys)
         in_step = len(done) > 0 and _logged_step(self.folder) == len(done) - 1
         self._live = Live(str(self.folder), resume=in_step, save_dvc_exp=False, dvcyaml=None, report=None)
         if in_step:
@@ -65,7 +63,7 @@ class EpochLive:
         for key in self.keys:
             value = row.get(key)
             if isinstance(value, (int, float)) and not isinstance(value, bool):
-                self._live.log_metric(f"{self.prefix}{key}", float(value))
+                self._live.log_metric(key, float(value))
         self._live.next_step()
 
     def close(self) -> None:
@@ -87,7 +85,7 @@ def _logged_step(folder: Path) -> int | None:
 
 
 def publish(source: Path, dest: Path, rows: Sequence[Mapping[str, Any]], keys: Sequence[str] = LIVE_KEYS) -> None:
-    """Copy a finished dvclive folder into a stage's output (replacing what a previous run left there).
+    """Copy a finished dvclive folder to ``dest``, a new path inside a stage's output being written atomically.
 
     ``rows`` are the loop's epoch rows: a folder that does not hold exactly them (a width parked by an older
     version, a partial folder cleaned by hand) is rebuilt from them first.
@@ -95,7 +93,6 @@ def publish(source: Path, dest: Path, rows: Sequence[Mapping[str, Any]], keys: S
     if _logged_step(source) != len(rows) - 1:
         shutil.rmtree(source, ignore_errors=True)
         EpochLive(source, keys, rows).close()
-    shutil.rmtree(dest, ignore_errors=True)
     shutil.copytree(source, dest)
 
 

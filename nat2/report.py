@@ -302,7 +302,7 @@ def _figures(rep: dict[str, Any], folder: Path) -> None:
     ax.scatter(pts[cost] / 1e6, pts["top1"], s=10, c="0.7", label="archive (super-net weights)")
     f = front.sort_values(cost)
     ax.plot(f[cost] / 1e6, f["top1"], marker="o", c="C3", label="front (super-net weights)")
-    slot_pts = pd.DataFrame(_slot_rows(rep["cards"]))
+    slot_pts = frame("slots.csv")
     ax.scatter(slot_pts[cost] / 1e6, slot_pts["val_top1"], marker="*", s=90, c="C2", zorder=3,
                label="slots (fine-tuned)")
     for row in slot_pts.itertuples():

@@ -186,23 +186,19 @@ def find_fashion_mnist(root: Path) -> Path | None:
 
 
 def _fashion_mnist(root: Path, download: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]:
-    candidates = fashion_mnist_folders(root)
-    found = find_fashion_mnist(root)
-    if found is not None:
-        folder = found
-        files = {k: _idx_file(folder, v) for k, v in _FMNIST_FILES.items()}
-    else:
+    folder = find_fashion_mnist(root)
+    if folder is None:
+        folder = fashion_mnist_folders(root)[0]
         if not download:
-            raise DataError(f"fashion_mnist: not found in {candidates[0]} or "
+            raise DataError(f"fashion_mnist: not found in {folder} or "
                             f"{' or '.join(FASHION_MNIST_DIRS)}; run `nat2 fetch-data` (apt-get install "
                             "dataset-fashion-mnist, else a download) or set data.download: true")
         torchvision_download("fashion_mnist", root)
-        folder = candidates[0]
-        files = {k: _idx_file(folder, v) for k, v in _FMNIST_FILES.items()}
-        if not all(files.values()):
+        if find_fashion_mnist(root) != folder:
             raise DataError(f"fashion_mnist: the download did not produce the IDX files in {folder}; "
                             "delete the folder and retry, or install dataset-fashion-mnist")
     log.info("fashion_mnist: reading IDX files from %s", folder)
+    files = {k: _idx_file(folder, v) for k, v in _FMNIST_FILES.items()}
     arrays = {k: _read_idx(p, 3 if k.endswith("images") else 1) for k, p in files.items() if p is not None}
     return (arrays["train_images"][..., None], arrays["train_labels"], arrays["test_images"][..., None],
             arrays["test_labels"], str(folder))

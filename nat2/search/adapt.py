@@ -38,7 +38,7 @@ from nat2.config import PHASES, AdaptConfig, SearchConfig, TrainConfig, params_h
 from nat2.context import CACHE_DIR, RunContext, build_evaluator
 from nat2.errors import Nat2Error
 from nat2.indicators import archive_stats, max_costs
-from nat2.io import atomic_path, write_json
+from nat2.io import atomic_dir, atomic_path, write_json
 from nat2.live import LIVE_KEYS, EpochLive, live_folder, publish
 from nat2.manifest import file_digest
 from nat2.search.distribution import gene_distribution, sample_from_distribution
@@ -139,9 +139,9 @@ def adapt_supernet_step(search: SearchConfig, train: TrainConfig, space: SearchS
         with atomic_path(supernet_out) as tmp:
             shutil.copyfile(supernet, tmp)
         arc.write_archive(archive_out, arc.make_archive(df))
-        shutil.rmtree(live_folder(stats_out), ignore_errors=True)
-        for width in space.width_mults:  # dvclive's record of zero epochs
-            EpochLive(live_folder(stats_out) / SuperNetSet.key(width), LIVE_KEYS).close()
+        with atomic_dir(live_folder(stats_out)) as live_out:
+            for width in space.width_mults:  # dvclive's record of zero epochs
+                EpochLive(live_out / SuperNetSet.key(width), LIVE_KEYS).close()
         stats = {"iteration": iteration, "adapted": False}
         write_json(stats_out, stats)
         return stats
@@ -198,7 +198,8 @@ def adapt_supernet_step(search: SearchConfig, train: TrainConfig, space: SearchS
              "checkpoint_hash": ev.checkpoint_hash,
              **archive_stats(out, search.objectives, max_costs(space, ev.cost_model))}
     write_json(stats_out, stats)
-    for wkey, rows in widths_rows.items():
-        publish(partial / wkey / "live", live_folder(stats_out) / wkey, rows)
+    with atomic_dir(live_folder(stats_out)) as live_out:
+        for wkey, rows in widths_rows.items():
+            publish(partial / wkey / "live", live_out / wkey, rows)
     shutil.rmtree(partial, ignore_errors=True)
     return stats

@@ -21,6 +21,7 @@ from nat2.config import PHASES, SuperNetConfig, TrainConfig, params_hash
 from nat2.context import RunContext
 from nat2.data import EvalSet
 from nat2.errors import Nat2Error
+from nat2.io import atomic_dir
 from nat2.live import live_folder, publish
 from nat2.manifest import file_digest
 from nat2.seeds import torch_generator
@@ -214,9 +215,9 @@ def run_phase(inputs: PhaseInputs) -> PhaseSummary | None:
     out = inputs.out
     save_checkpoint(out, "phase", {"variant": space.variant.name, "num_classes": num_classes,
                                    "phase": phase, "run_hash": run_hash, "widths": widths})
-    live_out = live_folder(out)
-    for wkey, trained in widths.items():
-        publish(partial / wkey / "live", live_out / wkey, trained["state"]["history"])
+    with atomic_dir(live_folder(out)) as live_out:
+        for wkey, trained in widths.items():
+            publish(partial / wkey / "live", live_out / wkey, trained["state"]["history"])
     shutil.rmtree(partial, ignore_errors=True)
     return PhaseSummary(device=str(ctx.device), run_hash=run_hash, world_size=dist.world_size, validation={
         k: {m: v for m, v in w["validation"].items() if m != "subnets"} for k, w in widths.items()})
