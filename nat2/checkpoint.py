@@ -117,7 +117,7 @@ def save_supernet(path: str | os.PathLike[str], nets: Any, meta: dict[str, Any])
     """Write a run's super-nets (a :class:`nat2.supernet.SuperNetSet`) with their content hash."""
     space = nets.space
     save_checkpoint(path, "supernet", {
-        "variant": space.variant.name, "width_mults": list(space.width_mults),
+        "variant": space.variant.name, "stem_stride": space.variant.stem_stride, "width_mults": list(space.width_mults),
         "resolutions": list(space.resolutions), "num_classes": nets.num_classes,
         "content_hash": nets.content_hash(), "state_dict": nets.state_dict(), "meta": meta,
     })
@@ -137,6 +137,9 @@ def load_supernet(path: str | os.PathLike[str], space: Any, num_classes: int | N
     if data["variant"] != space.variant.name:
         raise Nat2Error(f"{path} holds a {data['variant']} super-net but supernet.variant is "
                         f"{space.variant.name}; {hint}")
+    if data.get("stem_stride", 2) != space.variant.stem_stride:  # files without the key predate it: stride 2
+        raise Nat2Error(f"{path} holds a super-net with stem stride {data.get('stem_stride', 2)} but "
+                        f"supernet.stem_stride is {space.variant.stem_stride}; {hint}")
     if [float(w) for w in data["width_mults"]] != [float(w) for w in space.width_mults]:
         raise Nat2Error(f"{path} holds widths {data['width_mults']} but supernet.width_mults is "
                         f"{list(space.width_mults)}; {hint}")

@@ -129,14 +129,18 @@ class RunContext:
         return EvalSet(self.source, self.split, subset, device=self.device, memory_format=self.memory_format)
 
     def train_loader(self, *, batch_size: int, resolutions: Sequence[int], stage: str, iteration: int,
-                     split: Split | None = None, rank: int = 0, world_size: int = 1) -> TrainLoader:
-        """Augmented training batches of :attr:`split` (or of ``split``), seeded by (seed, stage, iteration)."""
+                     split: Split | None = None, rank: int = 0, world_size: int = 1,
+                     images_per_epoch: int = 0) -> TrainLoader:
+        """Augmented training batches of :attr:`split` (or of ``split``), seeded by (seed, stage, iteration).
+
+        ``images_per_epoch`` > 0: each epoch is a fresh seeded draw of that many images (:class:`TrainLoader`).
+        """
         from nat2.data import TrainLoader
 
         return TrainLoader(self.source, self.split if split is None else split, batch_size=batch_size,
                            resolutions=resolutions, augment=self.data.augment, seed=self.seed, stage=stage,
                            iteration=iteration, device=self.device, memory_format=self.memory_format, rank=rank,
-                           world_size=world_size)
+                           world_size=world_size, images_per_epoch=images_per_epoch)
 
     def load_supernet(self, path: Path, space: SearchSpace, dropout: float = 0.0
                       ) -> tuple[SuperNetSet, dict[str, Any]]:

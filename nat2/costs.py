@@ -18,7 +18,8 @@ Definitions (what the numbers mean; these are raw counts, not millions):
 The network counted (the super-net builds exactly this; ``md`` = ``make_divisible(·, 8)``, ``w`` = width
 multiplier, sides follow ``(H - 1) // stride + 1``):
 
-* stem 3×3/2 conv 3→``md(16w)`` + BN; fixed first block: depthwise 3×3 + BN, pointwise 1×1 + BN, identity residual;
+* stem 3×3 conv, stride ``supernet.stem_stride`` (OFA: 2), 3→``md(16w)`` + BN; fixed first block: depthwise 3×3
+  + BN, pointwise 1×1 + BN, identity residual;
 * per executed layer with ``C_in → C_out``: MBConv (when the mask has bit 4; always in non-parallel variants):
   1×1 expand to ``mid = md(round(C_in·e))`` at the input side, depthwise k×k at the output side, SE
   (``md(mid // 4)`` hidden, biased convs) in SE stages, 1×1 project to ``C_out``, each conv followed by BN;
@@ -71,7 +72,6 @@ if TYPE_CHECKING:
 __all__ = ["Cost", "CostModel", "Geometry"]
 
 _STEM_KERNEL = 3
-_STEM_STRIDE = 2
 _FIRST_BLOCK_KERNEL = 3
 _IN_CHANNELS = 3
 
@@ -101,6 +101,7 @@ class Geometry:
 
     width_mult: float
     resolution: int
+    stem_stride: int = 2
 
     @property
     def stem(self) -> int:
@@ -114,8 +115,8 @@ class Geometry:
 
     @property
     def stem_side(self) -> int:
-        """Side of the stem's (stride-2) output map."""
-        return output_side(self.resolution, _STEM_STRIDE)
+        """Side of the stem's output map (stride 2 as OFA, or 1 in the small-image regime)."""
+        return output_side(self.resolution, self.stem_stride)
 
     def stage_sides(self) -> tuple[tuple[int, int], ...]:
         """``(input side, output side)`` of each stage (independent of depths: only layer 0 strides)."""
@@ -233,7 +234,7 @@ class CostModel:
         choices = [layer_choice(code, sp.variant.parallel) for code in range(1, n_c)]
         for wi, w in enumerate(sp.width_mults):
             for ri, r in enumerate(sp.resolutions):
-                geo = Geometry(w, r)
+                geo = Geometry(w, r, sp.variant.stem_stride)
                 base[:, wi, ri] = _as_pair(_total(_stem_parts(geo)))
                 for i in range(N_LAYERS):
                     stage, pos = divmod(i, MAX_DEPTH)
@@ -296,7 +297,7 @@ class CostModel:
             ValueError: when ``arch`` does not belong to this cost model's space.
         """
         arch = self.space.canonicalize(arch)  # validates membership; costs never depend on the skipped stages
-        geo = Geometry(arch.width_mult, arch.resolution)
+        geo = Geometry(arch.width_mult, arch.resolution, self.space.variant.stem_stride)
         parts = _stem_parts(geo)
         for stage, pos, i in arch.active_layers():
             parts += _layer_parts(geo, stage, pos, arch.kernel_sizes[i], arch.expand_ratios[i], arch.branches[i])

@@ -44,7 +44,7 @@ from nat2.train.losses import aep_loss, aep_weights
 from nat2.train.optim import lr_at, set_lr
 from nat2.train.progressive import DROPOUT_STREAM
 
-__all__ = ["finetune_slot"]
+__all__ = ["FT_LIVE_KEYS", "TwoSteps", "finetune_slot", "two_steps"]
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +138,42 @@ def _run(model: nn.Module, loader: Any, epochs: int, cfg: FinetuneConfig, val: A
     return history
 
 
+@dataclasses.dataclass
+class TwoSteps:
+    """What :func:`two_steps` returns: the step-2 model and both steps' epoch rows."""
+
+    model: nn.Module
+    step1: list[dict[str, Any]]
+    step2: list[dict[str, Any]]
+    best: dict[str, Any]  # step 1's best epoch row (highest validation top-1; it sets step 2's length)
+
+
+def two_steps(start: Callable[[], nn.Module], cfg: FinetuneConfig, ctx: RunContext, resolution: int, partial: Path,
+              run_hash: str, stream: int, loss_weights: tuple[float, ...] | None = None) -> TwoSteps:
+    """NAT2's two training steps of one network (a slot, or a baseline trained with exactly the same recipe).
+
+    ``start`` builds the starting network afresh (on the device): step 1 trains it on train with validation and
+    early stopping, step 2 trains a new one on train + validation for step 1's best epoch count. ``stream``
+    separates the loaders' and dropout's random streams of different networks; per-epoch checkpoints go to
+    ``partial/step{1,2}.pt``.
+    """
+    sp, val, eb = ctx.split, ctx.evalset("val"), ctx.data.eval_batch_size
+    model = start()
+    loader1 = ctx.train_loader(batch_size=cfg.batch_size, resolutions=[resolution], stage="finetune",
+                               iteration=stream)
+    h1 = _run(model, loader1, cfg.epochs, cfg, val, resolution, eb, partial / "step1.pt", "step1", run_hash,
+              cfg.patience, loss_weights, seed=ctx.seed, stream=stream)
+    best = max(h1, key=lambda h: (h["val_top1"], -h["epoch"]))
+    merged = dataclasses.replace(sp, train_idx=np.concatenate([sp.train_idx, sp.val_idx]),
+                                 train_labels=np.concatenate([sp.train_labels, sp.val_labels]))
+    model = start()  # step 2 starts afresh
+    loader2 = ctx.train_loader(batch_size=cfg.batch_size, resolutions=[resolution], stage="finetune",
+                               iteration=100 + stream, split=merged)
+    h2 = _run(model, loader2, int(best["epoch"]), cfg, None, resolution, eb, partial / "step2.pt", "step2", run_hash,
+              None, loss_weights, seed=ctx.seed, stream=100 + stream)
+    return TwoSteps(model, h1, h2, best)
+
+
 def finetune_slot(cfg: FinetuneConfig, space: SearchSpace, ctx: RunContext, slot: Path, supernet: Path, out: Path,
                   *, resume_settings: Mapping[str, Any], manifest: Callable[[Path, str, dict[str, Any]], None],
                   partial_root: Path = Path("results/.partial/finetune")) -> dict[str, Any]:
@@ -162,13 +198,12 @@ def finetune_slot(cfg: FinetuneConfig, space: SearchSpace, ctx: RunContext, slot
     card = read_card(slot)  # raises the one-line error when the folder is not a subnet
     arch = Arch.from_json(card["arch"])
     r = arch.resolution
-    sp = ctx.split
     nets, meta = ctx.load_supernet(supernet, space)
     if meta["content_hash"] != card["supernet_hash"]:
         raise Nat2Error(f"{slot} was extracted from super-net {card['supernet_hash']}, but {supernet} is "
                         f"{meta['content_hash']}; rerun the extract stage")
     nets = nets.eval()
-    calib, val, test = ctx.evalset("calib"), ctx.evalset("val"), ctx.evalset("test")
+    calib, test = ctx.evalset("calib"), ctx.evalset("test")
     eb, cb = ctx.data.eval_batch_size, ctx.data.calib_batch_size
     multi = cfg.method == "aep"
     loss_w, out_w = aep_weights(arch.stages_run, cfg.ordering) if multi else (None, None)
@@ -181,21 +216,10 @@ def finetune_slot(cfg: FinetuneConfig, space: SearchSpace, ctx: RunContext, slot
     def start() -> nn.Module:
         return calibrated_subnet(nets, arch, calib, calib_batch_size=cb, memory_format=fmt, output_weights=out_w)
 
-    model = start()
-    test_before = accuracy(model, test.batches(r, eb))
-    loader1 = ctx.train_loader(batch_size=cfg.batch_size, resolutions=[r], stage="finetune", iteration=seed_iter)
-    h1 = _run(model, loader1, cfg.epochs, cfg, val, r, eb, partial / "step1.pt", "step1", run_hash, cfg.patience,
-              loss_w, seed=ctx.seed, stream=seed_iter)
-    best = max(h1, key=lambda h: (h["val_top1"], -h["epoch"]))
+    test_before = accuracy(start(), test.batches(r, eb))
+    done = two_steps(start, cfg, ctx, r, partial, run_hash, seed_iter, loss_w)
+    model, h1, h2, best = done.model, done.step1, done.step2, done.best
     best_epochs = int(best["epoch"])
-
-    merged = dataclasses.replace(sp, train_idx=np.concatenate([sp.train_idx, sp.val_idx]),
-                                 train_labels=np.concatenate([sp.train_labels, sp.val_labels]))
-    model = start()  # step 2 re-extracts: a fresh start
-    loader2 = ctx.train_loader(batch_size=cfg.batch_size, resolutions=[r], stage="finetune", iteration=100 + seed_iter,
-                               split=merged)
-    h2 = _run(model, loader2, best_epochs, cfg, None, r, eb, partial / "step2.pt", "step2", run_hash, None, loss_w,
-              seed=ctx.seed, stream=100 + seed_iter)
     test_after = accuracy(model, test.batches(r, eb))
     costed = ctx.cost_model(space, latency=ctx.lut_path is not None)
     costs = costed(np.asarray(card["genome"])[None], "all" if multi else "single")

@@ -45,7 +45,7 @@ __all__ = ["FILES", "FIGURES", "build_report", "summary_table", "write_report"]
 log = logging.getLogger(__name__)
 
 FILES = ("summary.md", "metrics.json", "hv.csv", "surrogate.csv", "archive.csv", "front.csv", "slots.csv",
-         "training.csv", "finetune.csv", "latency.csv")
+         "baselines.csv", "training.csv", "finetune.csv", "latency.csv")
 FIGURES = ("hv.png", "surrogate.png", "front.png", "latency.png", "training.png", "finetune.png")
 
 _HV_COLUMNS = ("iteration", "hv", "front_size", "archive_size", "best_top1")
@@ -53,6 +53,7 @@ _TAU_COLUMNS = ("iteration", "model", "cv_kendall_tau", "cv_rmse", "candidates_k
 _POINT_COLUMNS = ("id", "iteration", "origin", "top1", "error", "params", "macs", "latency_ms", "cost", "rank")
 _LATENCY_COLUMNS = ("slot", "predicted_ms", "measured_ms")
 _SLOT_COLUMNS = ("slot", "params", "macs", "resolution", "val_top1", "error", "test_top1")
+_BASELINE_COLUMNS = ("model", "params", "macs", "resolution", "val_top1", "error", "test_top1", "epochs")
 _TRAIN_COLUMNS = ("index", "phase", "width", "epoch", "lr", "train_loss", "train_top1", "val_top1")
 _FT_COLUMNS = ("slot", "index", "step", "epoch", "lr", "train_loss", "val_loss", "val_top1")
 
@@ -71,18 +72,21 @@ def _live_rows(folder: Path, stage: str) -> list[dict[str, Any]]:
 
 
 def build_report(params: Params, search: Path, supernet_dir: Path, finetune: Path, lut: Path,
-                 measure: bool = True) -> dict[str, Any]:
+                 baselines: Path, measure: bool = True) -> dict[str, Any]:
     """Gather every table of the report (nothing is written).
 
     ``lut``: the latency look-up table; its model predicts every archive member's latency, and ``measure`` times
-    each fine-tuned slot's exported program (``latency.backend``; :func:`measure_slots`).
+    each fine-tuned slot's exported program (``latency.backend``; :func:`measure_slots`). ``baselines``: the
+    folder of the ``baseline@<model>`` outputs, one per ``baseline.models``.
     """
+    from nat2.baseline import read_baseline
     from nat2.indicators import archive_stats, max_costs
     from nat2.latency import LatencyModel
 
     order = ["0", *params.search.iteration_order]
     cards = [_read_json(finetune / f"slot_{k}" / "card.json", "rerun the finetune stage")
              for k in params.postprocess.slots]
+    base_cards = [read_baseline(baselines / name) for name in params.baseline.models]
     space = SearchSpace.from_config(params.supernet)
     num_classes = int(cards[0]["num_classes"])
     model = CostModel(space, num_classes, LatencyModel.load(lut, space, num_classes))
@@ -138,13 +142,13 @@ def build_report(params: Params, search: Path, supernet_dir: Path, finetune: Pat
 
     slot_latency = measure_slots(params, finetune, cards) if measure else [
         {"slot": c["slot"], "predicted_ms": c.get("latency_predicted_ms"), "measured_ms": None} for c in cards]
-    metrics = _metrics(params, hv_rows, tau_rows, cards, front)
+    metrics = _metrics(params, hv_rows, tau_rows, cards, front, base_cards)
     best = next(row for row in slot_latency if row["slot"] == metrics["best_slot"])
     metrics.update(best_latency_predicted_ms=best["predicted_ms"], best_latency_measured_ms=best["measured_ms"],
                    latency_model=model.latency.meta["validation"])
     return {"cost_axis": cost_axis, "hv": hv_rows, "latency": slot_latency, "lut": model.latency.meta,
             "surrogate": tau_rows, "archive": points, "front": front, "training": training, "finetune": ft_rows,
-            "cards": cards, "metrics": metrics}
+            "cards": cards, "baselines": base_cards, "metrics": metrics}
 
 
 def measure_slots(params: Params, finetune: Path, cards: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -181,7 +185,8 @@ def _phases(params: Params) -> list[str]:
 
 
 def _metrics(params: Params, hv_rows: list[dict[str, Any]], tau_rows: list[dict[str, Any]],
-             cards: list[dict[str, Any]], front: list[dict[str, Any]]) -> dict[str, Any]:
+             cards: list[dict[str, Any]], front: list[dict[str, Any]],
+             base_cards: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
     # slots are ranked on validation (step 1's best epoch), never on test: test top-1 is only reported
     best = max(cards, key=lambda c: (c["val_top1_finetuned"], -c["params"]))
     near = [c for c in cards if c["val_top1_finetuned"] >= best["val_top1_finetuned"] - 1.0]
@@ -201,6 +206,13 @@ def _metrics(params: Params, hv_rows: list[dict[str, Any]], tau_rows: list[dict[
         "subnets": len(cards),
         "slots": {str(c["slot"]): {"params": c["params"], "macs": c["macs"], "test_top1": c["test_top1_after"],
                                    "val_top1": c["val_top1_finetuned"]} for c in cards},
+        # per baseline, the slots that beat it outright on test: more accurate with fewer MACs (reported only)
+        "baselines": {b["baseline"]: {"params": b["params"], "macs": b["macs"], "test_top1": b["test_top1"],
+                                      "val_top1": b["val_top1_finetuned"], "resolution": b["resolution"],
+                                      "beaten_by_slots": [c["slot"] for c in cards
+                                                          if c["test_top1_after"] > b["test_top1"]
+                                                          and c["macs"] < b["macs"]]}
+                      for b in base_cards},
     }
 
 
@@ -222,6 +234,28 @@ def summary_table(cards: Sequence[dict[str, Any]], latency: Sequence[dict[str, A
     return "\n".join(lines) + "\n"
 
 
+def _baseline_table(base_cards: Sequence[dict[str, Any]], metrics: dict[str, Any]) -> str:
+    """The baselines (trained with the slots' recipe) as a Markdown table, with the slots that beat each."""
+    if not base_cards:
+        return ""
+    lines = ["Baselines, trained from scratch with the slots' fine-tuning recipe and budget:\n",
+             "| baseline | res | params (M) | MACs (M) | val top-1 | epochs | test top-1 | beaten by slots "
+             "(higher test top-1, fewer MACs) |", "|---|---|---|---|---|---|---|---|"]
+    for b in base_cards:
+        beaten = metrics["baselines"][b["baseline"]]["beaten_by_slots"]
+        lines.append(f"| {b['baseline']} | {b['resolution']} | {b['params'] / 1e6:.3f} | {b['macs'] / 1e6:.2f} "
+                     f"| {b['val_top1_finetuned']:.2f} | {b['finetune_epochs']} | {b['test_top1']:.2f} "
+                     f"| {', '.join(map(str, beaten)) or 'none'} |")
+    return "\n".join(lines) + "\n\n"
+
+
+def _baseline_rows(base_cards: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The baselines on the slots' axes (validation error as a fraction, as archives hold it)."""
+    return [{"model": b["baseline"], "params": b["params"], "macs": b["macs"], "resolution": b["resolution"],
+             "val_top1": b["val_top1_finetuned"], "error": 1.0 - b["val_top1_finetuned"] / 100.0,
+             "test_top1": b["test_top1"], "epochs": b["finetune_epochs"]} for b in base_cards]
+
+
 def _summary(params: Params, rep: dict[str, Any]) -> str:
     m, lut = rep["metrics"], rep["lut"]
     val = lut["validation"]
@@ -236,6 +270,7 @@ def _summary(params: Params, rep: dict[str, Any]) -> str:
         f"validation). Latency: the LUT model's prediction / the exported program timed on "
         f"{lut['device_name']} ({lut['backend']}, {lut['threads']} threads, batch {lut['batch_size']}).\n\n"
         f"{summary_table(rep['cards'], rep['latency'])}\n"
+        f"{_baseline_table(rep['baselines'], m)}"
         f"Best fine-tuned subnet (by validation): slot {m['best_slot']}, {m['best_params'] / 1e6:.3f} M params, "
         f"test top-1 **{m['best_test_top1']:.2f} %**; smallest within 1 validation point: slot {small['slot']} "
         f"({small['params'] / 1e6:.3f} M params, test top-1 {small['test_top1']:.2f} %).\n\n"
@@ -308,8 +343,15 @@ def _figures(rep: dict[str, Any], folder: Path) -> None:
     for row in slot_pts.itertuples():
         ax.annotate(str(row.slot), (getattr(row, cost) / 1e6, row.val_top1), fontsize=7, xytext=(3, 3),
                     textcoords="offset points")
-    _log_if_decades(ax, pd.concat([pts[cost], slot_pts[cost]]))
-    ax.set(xlabel=f"{cost} (millions)", ylabel="validation top-1 (%)", title="Final archive and slots")
+    base = frame("baselines.csv")
+    if len(base):
+        ax.scatter(base[cost] / 1e6, base["val_top1"], marker="s", s=40, c="C0", zorder=3,
+                   label="baselines (same recipe)")
+        for row in base.itertuples():
+            ax.annotate(str(row.model), (getattr(row, cost) / 1e6, row.val_top1), fontsize=7, xytext=(3, -9),
+                        textcoords="offset points")
+    _log_if_decades(ax, pd.concat([pts[cost], slot_pts[cost], base[cost]]))
+    ax.set(xlabel=f"{cost} (millions)", ylabel="validation top-1 (%)", title="Final archive, slots and baselines")
     ax.legend(fontsize=7)
     save(fig, "front.png")
 
@@ -344,10 +386,10 @@ def _figures(rep: dict[str, Any], folder: Path) -> None:
     save(fig, "finetune.png")
 
 
-def write_report(params: Params, search: Path, supernet_dir: Path, finetune: Path, lut: Path,
+def write_report(params: Params, search: Path, supernet_dir: Path, finetune: Path, lut: Path, baselines: Path,
                  out: Path) -> dict[str, Any]:
     """Write every report file into ``out``; all are prepared in a temporary folder and then moved into place."""
-    rep = build_report(params, search, supernet_dir, finetune, lut)
+    rep = build_report(params, search, supernet_dir, finetune, lut, baselines)
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".report-", dir=out))
     try:
@@ -358,6 +400,8 @@ def write_report(params: Params, search: Path, supernet_dir: Path, finetune: Pat
         write_text(tmp / "archive.csv", csv_text(rep["archive"], digits=None, columns=_POINT_COLUMNS))
         write_text(tmp / "front.csv", csv_text(rep["front"], digits=None, columns=_POINT_COLUMNS))
         write_text(tmp / "slots.csv", csv_text(_slot_rows(rep["cards"]), digits=None, columns=_SLOT_COLUMNS))
+        write_text(tmp / "baselines.csv", csv_text(_baseline_rows(rep["baselines"]), digits=None,
+                                                   columns=_BASELINE_COLUMNS))
         write_text(tmp / "training.csv", csv_text(rep["training"], _TRAIN_COLUMNS))
         write_text(tmp / "finetune.csv", csv_text(rep["finetune"], _FT_COLUMNS))
         write_text(tmp / "latency.csv", csv_text(rep["latency"], _LATENCY_COLUMNS))

@@ -25,6 +25,7 @@ STAGE_IDS: dict[str, int] = {
     "extract": 10,
     "finetune": 11,
     "report": 12,
+    "baseline": 13,
     "test": 99,
 }
 

@@ -33,6 +33,7 @@ __all__ = [
     "ArchiveSurvival",
     "as_objectives",
     "fronts",
+    "choose_slots",
     "high_tradeoff",
     "non_dominated",
     "reference_directions",
@@ -298,3 +299,35 @@ def select_candidates(pool_costs: np.ndarray, pool_pred: np.ndarray, front_costs
         best = int(np.argmin(scores))  # argmin keeps the first (= lowest predicted error) among equal scores
         chosen.append(remaining.pop(best))
     return chosen
+
+
+def choose_slots(F: npt.ArrayLike, top1: npt.ArrayLike, params: npt.ArrayLike, k: int, accurate: int = 0,
+                 max_params: int = 0) -> tuple[npt.NDArray[np.int64], list[str]]:
+    """The ``k`` archive members that leave the search: ``accurate`` most accurate ones, then by trade-off.
+
+    High trade-off points sit at the front's knees, which on a small-image front are its cheap corner, so a run
+    whose slots are chosen by trade-off alone never ships its accurate networks. The first ``accurate`` slots are
+    therefore the members with the highest validation top-1 among those with at most ``max_params`` parameters
+    (0 = no cap; fewer params, then the lower index, break ties); when none fits the cap, the one with the fewest
+    parameters stands in. The remaining slots follow :func:`high_tradeoff`'s order, skipping chosen members.
+
+    Returns:
+        ``(indices, reasons)``: int64 indices into ``F``, and ``"accurate"`` or ``"tradeoff"`` for each.
+    """
+    F = as_objectives(F, "choose_slots", min_obj=2)
+    top1, params = np.asarray(top1, dtype=np.float64), np.asarray(params, dtype=np.int64)
+    k = min(int(k), len(F))
+    accurate = min(int(accurate), k)
+    fits = np.flatnonzero(params <= max_params) if max_params else np.arange(len(F))
+    if len(fits) == 0:
+        fits = np.asarray([int(np.lexsort((np.arange(len(F)), params))[0])])
+    order = fits[np.lexsort((fits, params[fits], -top1[fits]))]
+    chosen = [int(i) for i in order[:accurate]]
+    reasons = ["accurate"] * len(chosen)
+    for i in high_tradeoff(F, len(F)):
+        if len(chosen) == k:
+            break
+        if int(i) not in chosen:
+            chosen.append(int(i))
+            reasons.append("tradeoff")
+    return np.asarray(chosen, dtype=np.int64), reasons

@@ -20,12 +20,13 @@ from nat2.space import Arch, Variant
 __all__ = ["load_subnet", "read_card"]
 
 
-def _build(variant: str, arch: Arch, num_classes: int, output_weights: list[float] | None = None) -> nn.Module:
+def _build(variant: str, arch: Arch, num_classes: int, output_weights: list[float] | None = None,
+           stem_stride: int = 2) -> nn.Module:
     """An (untrained) static module with ``arch``'s structure: the super-net's extraction, minus its weights."""
     from nat2.supernet import SuperNet
 
     # a private generator: loading a subnet must not move the caller's global torch RNG
-    net = SuperNet(Variant.from_name(variant), arch.width_mult, num_classes, dropout=0.0,
+    net = SuperNet(Variant.from_name(variant, stem_stride), arch.width_mult, num_classes, dropout=0.0,
                    generator=torch.Generator())
     return net.extract(arch, output_weights).eval()
 
@@ -67,7 +68,9 @@ def load_subnet(path: str | Path) -> nn.Module:
     multi = card.get("exits") == "all"
     if multi and not isinstance(card.get("output_weights"), list):
         raise Nat2Error(f"{folder}/card.json says exits=all but has no output_weights list; rerun the finetune stage")
-    module = _build(card["variant"], arch, card["num_classes"], card["output_weights"] if multi else None)
+    # cards written before the stem stride was a setting carry none: those super-nets had OFA's stride 2
+    module = _build(card["variant"], arch, card["num_classes"], card["output_weights"] if multi else None,
+                    int(card.get("stem_stride", 2)))
     try:
         module.load_state_dict(state)
     except RuntimeError:

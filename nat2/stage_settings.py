@@ -50,7 +50,7 @@ SPLIT = (*IMAGES, "data.val_size", "data.train_size", "data.test_size", "data.ca
 #: (the calibration set is drawn through the training transforms, so augmentation changes BN statistics too)
 EVAL_DATA = (*IMAGES, "data.augment", "data.calib_batch_size", "data.eval_batch_size")
 TRAIN_DATA = EVAL_DATA
-SPACE = ("supernet.variant", "supernet.width_mults", "supernet.resolutions")
+SPACE = ("supernet.variant", "supernet.stem_stride", "supernet.width_mults", "supernet.resolutions")
 NET = _children("supernet", without=("supernet.init",))
 TRAIN = _children("train", without=("train.schedule", "train.lineage", "train.final"))
 #: how an adaptation step runs (what it computes is under search.adapt)
@@ -81,11 +81,14 @@ SETTINGS: Mapping[str, tuple[str, ...]] = {
                     "search.mutation_eta"),
     "update_archive": (*EVALUATION, "search.policy", "search.update", "search.archive_size"),
     "adapt_supernet": (*EVALUATION, *ADAPT_TRAIN, "search.iterations", "search.top_n", "search.adapt"),
-    "extract": (*EVALUATION, "postprocess.slots"),
+    "extract": (*EVALUATION, "postprocess.slots", "postprocess.accurate_slots", "postprocess.accurate_max_params"),
     "finetune": ("seed", *DEVICE, *TRAIN_DATA, *NET, "postprocess.finetune"),
+    # a baseline is trained exactly as the slots are fine-tuned; the largest resolution is its default input side
+    "baseline": ("seed", *DEVICE, *TRAIN_DATA, "supernet.resolutions", "postprocess.finetune", "baseline.resolution"),
     # the report times the slots' exported programs as profile_latency timed the LUT
     "report": ("seed", *DEVICE, "runtime.threads", "latency", "data.dataset", *SPACE, "train.lineage",
-                    "search.objectives", "search.policy", "search.iterations", "search.hv_ref", "postprocess.slots"),
+                    "search.objectives", "search.policy", "search.iterations", "search.hv_ref", "postprocess.slots",
+                    "baseline.models"),
 }
 
 

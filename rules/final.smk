@@ -1,5 +1,5 @@
 # After the search: the final subnets in fixed slots, their two-step fine-tuning (with test top-1 and checked
-# ONNX / torch.export programs), and the report.
+# ONNX / torch.export programs), the baselines trained with the same recipe, and the report.
 # Each rule's parts come from its stage in nat2/workflow.py (see rules/common.smk).
 
 rule extract:
@@ -40,6 +40,26 @@ rule finetune:
         stage_benchmark("finetune")
     shell:
         stage_shell("finetune")
+
+
+rule baseline:
+    input:
+        **stage_input("baseline"),
+    output:
+        **stage_output("baseline"),
+    wildcard_constraints:
+        **stage_wildcards("baseline"),
+    params:
+        settings=stage_settings("baseline"),
+    threads: stage_threads("baseline")
+    resources:
+        **stage_resources("baseline"),
+    log:
+        stage_log("baseline"),
+    benchmark:
+        stage_benchmark("baseline")
+    shell:
+        stage_shell("baseline")
 
 
 rule report:

@@ -65,7 +65,7 @@ def test_repository_params_validate() -> None:
     params = load_params(REPO_PARAMS)
     assert params.supernet.variant == "ee_dense"
     assert params.search.objectives == ("error", "macs")
-    assert params.supernet.resolutions == (24, 28, 32)
+    assert params.supernet.resolutions == (24, 28) and params.supernet.stem_stride == 1  # the small-image regime
 
 
 @pytest.mark.parametrize(("path", "tp"), [(p, t) for p, t, _ in KEYS], ids=[p for p, _, _ in KEYS])

@@ -189,7 +189,7 @@ def test_resume_is_bitwise_exact(synth):
 
 def test_rank_slices_concatenate_to_the_global_batch(synth):
     p, source, split = synth
-    aug = type(p.data.augment)(crop_scale_min=0.5, hflip=True, autoaugment=True)
+    aug = type(p.data.augment)(crop_scale_min=0.5, hflip=True, autoaugment=True, erasing=0.5)
     whole = loader(p, source, split, augment=aug).batch(1, 3)
     parts = [loader(p, source, split, augment=aug, rank=r, world_size=4).batch(1, 3) for r in range(4)]
     assert parts[0][0].shape[0] == 8
@@ -201,7 +201,7 @@ def test_rank_slices_concatenate_to_the_global_batch(synth):
 
 def test_augmentation_leaves_global_rng_alone_and_is_seeded(synth):
     p, source, split = synth
-    aug = type(p.data.augment)(crop_scale_min=0.3, hflip=True, autoaugment=True)
+    aug = type(p.data.augment)(crop_scale_min=0.3, hflip=True, autoaugment=True, erasing=0.0)
     before = torch.get_rng_state()
     x1, _ = loader(p, source, split, augment=aug).batch(0, 0)
     assert torch.equal(torch.get_rng_state(), before)
@@ -209,14 +209,14 @@ def test_augmentation_leaves_global_rng_alone_and_is_seeded(synth):
     x2, _ = loader(p, source, split, augment=aug).batch(0, 0)
     torch.set_rng_state(before)
     assert torch.equal(x1, x2)
-    plain = type(p.data.augment)(crop_scale_min=1.0, hflip=False, autoaugment=False)
+    plain = type(p.data.augment)(crop_scale_min=1.0, hflip=False, autoaugment=False, erasing=0.0)
     x3, _ = loader(p, source, split, augment=plain, resolutions=[32]).batch(0, 0)
     assert not torch.equal(x1[:, :, :8, :8], x3[:, :, :8, :8])
 
 
 def test_identity_augmentation_reproduces_the_pixels(synth):
     p, source, split = synth
-    plain = type(p.data.augment)(crop_scale_min=1.0, hflip=False, autoaugment=False)
+    plain = type(p.data.augment)(crop_scale_min=1.0, hflip=False, autoaugment=False, erasing=0.0)
     tl = loader(p, source, split, augment=plain, resolutions=[32], memory_format=torch.contiguous_format)
     x, _ = tl.batch(0, 0)
     perm, _ = tl._plan(0)  # the epoch's permutation: batch 0 starts with train image perm[0]
@@ -249,12 +249,12 @@ def test_evalset_materialises_once_per_resolution(synth):
 
 def test_calibration_set_is_fixed_and_augmented(synth):
     p, source, split = synth
-    aug = type(p.data.augment)(crop_scale_min=0.5, hflip=True, autoaugment=True)
+    aug = type(p.data.augment)(crop_scale_min=0.5, hflip=True, autoaugment=True, erasing=0.0)
     a = EvalSet(source, split, "calib", augment=aug, seed=p.seed)
     b = EvalSet(source, split, "calib", augment=aug, seed=p.seed)
     assert len(a) == 64
     assert torch.equal(a.get(24)[0], b.get(24)[0])
-    plain = EvalSet(source, split, "calib", augment=type(aug)(crop_scale_min=1.0, hflip=False, autoaugment=False))
+    plain = EvalSet(source, split, "calib", augment=type(aug)(crop_scale_min=1.0, hflip=False, autoaugment=False, erasing=0.0))
     assert not torch.equal(a.get(32)[0], plain.get(32)[0])
     with pytest.raises(ValueError):
         EvalSet(source, split, "calib")
@@ -543,3 +543,44 @@ def test_fetch_data_command_prints_where_and_fails_with_exit_2(fetch_env, tmp_pa
     assert main(["fetch-data", "--params", str(missing)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: cifar10") and "\n" not in err
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Random erasing and images per epoch
+# --------------------------------------------------------------------------------------------------------------
+
+
+def test_random_erasing_zeroes_one_rectangle_and_keeps_the_other_streams(synth):
+    p, source, split = synth
+    plain = type(p.data.augment)(crop_scale_min=1.0, hflip=False, autoaugment=False, erasing=0.0)
+    always = type(plain)(crop_scale_min=1.0, hflip=False, autoaugment=False, erasing=1.0)
+    a = loader(p, source, split, augment=plain, resolutions=[32])
+    b = loader(p, source, split, augment=always, resolutions=[32])
+    (xa, ya), (xb, yb) = a.batch(1, 2), b.batch(1, 2)
+    assert torch.equal(ya, yb)
+    erased = (xb == 0).all(dim=1) & (xa != 0).any(dim=1)  # pixels zeroed in every channel by erasing only
+    kept = xb == xa
+    assert torch.all(kept | (xb == 0))  # erasing only ever writes zeros (the mean after normalisation)
+    for i in range(len(xb)):
+        rows, cols = torch.nonzero(erased[i], as_tuple=True)
+        assert len(rows) > 0  # probability 1: every image has a rectangle
+        area = (rows.max() - rows.min() + 1) * (cols.max() - cols.min() + 1)
+        assert 0.02 * 32 * 32 - 64 <= area <= 32 * 32 / 3 + 64  # one rectangle of 2-33 % of the image
+        assert erased[i, rows.min():rows.max() + 1, cols.min():cols.max() + 1].float().mean() > 0.9
+    assert torch.equal(b.batch(1, 2)[0], xb)  # seeded: the same batch again
+
+
+def test_images_per_epoch_draws_a_fresh_subset_each_epoch(synth):
+    p, source, split = synth
+    full, part = loader(p, source, split), loader(p, source, split, images_per_epoch=96)
+    assert len(part) == 3 and len(full) == len(split.train_idx) // 32
+    seen = []
+    for e in range(2):
+        order, _ = part._plan(e)
+        seen.append(set(order[:96].tolist()))
+        batches = list(part.epoch(e))
+        assert len(batches) == 3
+        torch.testing.assert_close(batches[1][0], part.batch(e, 1)[0])
+    assert seen[0] != seen[1]  # other images in every epoch
+    with pytest.raises(DataError, match="fewer than one batch"):
+        loader(p, source, split, images_per_epoch=16)

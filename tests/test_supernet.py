@@ -364,3 +364,52 @@ def test_ofa_import_accepts_the_older_key_spellings() -> None:
             torch.testing.assert_close(net.state_dict()[key], tensor, rtol=0, atol=0)
     with pytest.raises(Nat2Error, match="twice"):
         load_ofa_state_dict(SuperNet(Variant.from_name("se_base"), 1.0, 10), {**current, **old})
+
+
+@pytest.mark.parametrize("variant", ["se_base", "ee_dense", "ee_dense_parallel"])
+def test_stem_stride_one_costs_and_extraction_are_exact(variant: str) -> None:
+    """The small-image macro (stride-1 stem): counted costs, the extracted module and the super-net agree."""
+    from nat2.costs import CostModel
+
+    space = SearchSpace(Variant.from_name(variant, 1), (24, 28, 32), (1.0,))
+    nets = SuperNetSet(space, num_classes=10, generator=torch.Generator().manual_seed(3))
+    randomise(nets, 3, gamma=0.5 if space.variant.parallel else 1.0)
+    nets.eval().to(torch.float64)
+    model = CostModel(space, num_classes=10)
+    rng = np.random.default_rng(4)
+    genomes = np.concatenate([space.sample(rng, 12, "uniform"), space.min_genome()[None], space.max_genome()[None]])
+    costs = model(genomes)
+    stride2 = CostModel(SearchSpace(Variant.from_name(variant), (24, 28, 32), (1.0,)), num_classes=10)(genomes)
+    for genome, params, macs in zip(genomes, costs["params"], costs["macs"], strict=True):
+        arch = space.decode(genome)
+        sub = nets.extract(arch)
+        assert hook_count(sub.float(), arch.resolution) == (params, macs), arch
+        sub.double()
+        net = nets.net(arch)
+        net.set_active(arch)
+        x = torch.randn(2, 3, arch.resolution, arch.resolution, dtype=torch.float64)
+        with torch.no_grad():
+            torch.testing.assert_close(sub(x), net(x))
+    # same weights, every map after the stem twice as wide: params equal, MACs 2-4x (the pooled tail does not grow)
+    assert np.array_equal(costs["params"], stride2["params"])
+    assert np.all(costs["macs"] > 2 * stride2["macs"]) and np.all(costs["macs"] <= 4 * stride2["macs"])
+
+
+def test_stem_stride_round_trips_through_a_slot_folder_and_refuses_ofa(tmp_path) -> None:
+    from nat2.errors import Nat2Error
+    from nat2.slot_folder import load_subnet
+    from nat2.train.phase_run import _init_weights
+
+    space = SearchSpace(Variant.from_name("ee_dense", 1), (28,), (1.0,))
+    nets = SuperNetSet(space, num_classes=10, generator=torch.Generator().manual_seed(0)).eval()
+    arch = space.decode(space.sample(np.random.default_rng(0), 1, "uniform")[0])
+    sub = nets.extract(arch).eval()
+    torch.save(sub.state_dict(), tmp_path / "weights.pt")
+    card = {"slot": 0, "variant": "ee_dense", "stem_stride": 1, "arch": arch.to_json(), "num_classes": 10}
+    (tmp_path / "card.json").write_text(__import__("json").dumps(card))
+    x = torch.randn(2, 3, 28, 28)
+    with torch.no_grad():
+        torch.testing.assert_close(load_subnet(tmp_path)(x), sub(x))
+    assert load_subnet(tmp_path).stem.conv.stride == (1, 1)
+    with pytest.raises(Nat2Error, match=r"stride-2 stem.*supernet.stem_stride: 2"):
+        _init_weights(nets.net(1.0), "ofa:/nowhere/ofa_w{w}.pth")

@@ -17,6 +17,7 @@ from nat2.config.files import (
     used_preset,
 )
 from nat2.config.schema import (
+    BASELINES,
     DATASETS,
     LATENCY_BACKENDS,
     NESTED_CV_SURROGATES,
@@ -27,6 +28,7 @@ from nat2.config.schema import (
     VARIANTS,
     AdaptConfig,
     AugmentConfig,
+    BaselineConfig,
     DataConfig,
     FinetuneConfig,
     LatencyConfig,
@@ -46,9 +48,11 @@ from nat2.config.schema import (
 )
 from nat2.config.spec import Spec
 
-__all__ = ["DATASETS", "EXTENDS", "LATENCY_BACKENDS", "NESTED_CV_SURROGATES", "OBJECTIVES", "PHASES", "POLICIES",
-           "SURROGATES", "USED_HEADER", "VARIANTS", "AdaptConfig", "AugmentConfig", "DataConfig", "FinetuneConfig",
-           "LatencyConfig", "Params", "PhaseConfig", "PhasesConfig", "PostprocessConfig", "RuntimeConfig",
-           "SearchConfig", "Spec", "SuperNetConfig", "SyntheticConfig", "TrainConfig", "iter_keys", "load_params",
-           "merge_overlay", "min_fittable_archive", "params_from_dict", "params_hash", "read_params_dict",
-           "read_yaml", "to_dict", "used_preset", "extended_file"]
+__all__ = [
+    "BASELINES", "DATASETS", "EXTENDS", "LATENCY_BACKENDS", "NESTED_CV_SURROGATES", "OBJECTIVES", "PHASES",
+    "POLICIES", "SURROGATES", "USED_HEADER", "VARIANTS", "AdaptConfig", "AugmentConfig", "BaselineConfig",
+    "DataConfig", "FinetuneConfig", "LatencyConfig", "Params", "PhaseConfig", "PhasesConfig", "PostprocessConfig",
+    "RuntimeConfig", "SearchConfig", "Spec", "SuperNetConfig", "SyntheticConfig", "TrainConfig", "iter_keys",
+    "load_params", "merge_overlay", "min_fittable_archive", "params_from_dict", "params_hash", "read_params_dict",
+    "read_yaml", "to_dict", "used_preset", "extended_file"
+]

@@ -54,6 +54,8 @@ class AugmentConfig:
     crop_scale_min: float = key("lower area bound of the random-resized crop (1.0 = no crop)", gt=0.0, le=1.0)
     hflip: bool = key("random horizontal flip")
     autoaugment: bool = key("AutoAugment with the CIFAR-10 policy (the reference's CIFAR setting)")
+    erasing: float = key("random-erasing probability per training image (0 = off; never on BN-calibration images)",
+                         ge=0.0, le=1.0)
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,8 @@ class SuperNetConfig:
                                    unique=True, sorted=True, ge=0.25, le=4.0)
     resolutions: tuple[int, ...] = key("input resolutions (training samples these; search chooses among them)",
                                  min_len=1, unique=True, sorted=True, ge=8, le=1024)
+    stem_stride: int = key("stride of the stem conv: 2 as OFA (224 px images), 1 for small images (28-32 px: keeps "
+                           "every later feature map 4x larger; OFA weights load only with 2)", choices=(1, 2))
     init: str = key("initial weights: scratch, ofa:<path to an official OFA state dict; {w} = width>, or a nat2 "
                     "phase checkpoint")
     dropout: float = key("dropout before each classifier", ge=0.0, le=0.9)
@@ -142,6 +146,8 @@ class TrainConfig:
     final: str = key("the last phase of the chain (the super-net that search uses); must match lineage",
                      choices=PHASES)
     batch_size: int = key("images per optimiser step (global, over all data-parallel ranks)", ge=2)
+    images_per_epoch: int = key("images in a super-net epoch, a fresh seeded draw from the train split each epoch "
+                                "(0 = the whole split): fixes the cost while every epoch sees other images", ge=0)
     micro_batches: int = key("split each (rank's) batch into this many micro-batches, accumulating gradients",
                              ge=1, le=64)
     teacher: str = key("KD teacher: fixed (the full net), pet (max subnet of the previous phase) or widest "
@@ -188,6 +194,8 @@ class AdaptConfig:
     """
 
     epochs: int = key("epochs of adaptation per iteration (0 = no adaptation)", ge=0)
+    images_per_epoch: int = key("images in an adaptation epoch, a fresh seeded draw from the train split each "
+                                "epoch (0 = the whole split)", ge=0)
     lr: float = key("peak learning rate of the cosine that spans all iterations", gt=0.0, le=10.0)
     warmup_epochs: int = key("linear warm-up epochs at the start of the first iteration", ge=0)
     subnets_per_step: int = key("subnets sampled per step from the archive's gene distribution", ge=1, le=16)
@@ -272,7 +280,24 @@ class PostprocessConfig:
     slots: tuple[int, ...] = key("slots of the subnets extracted from the final archive by high trade-off: "
                                  "[0, 1, ..., k-1] (a fixed count: the pipeline's shape)", min_len=1, max_len=64,
                                  unique=True, sorted=True, ge=0)
+    accurate_slots: int = key("how many slots are the most accurate archive members within accurate_max_params "
+                              "(validation top-1); the other slots are high-trade-off points", ge=0, le=64)
+    accurate_max_params: int = key("parameter cap of the accurate slots (0 = none)", ge=0)
     finetune: FinetuneConfig = key("two-step fine-tuning of every extracted subnet")
+
+
+#: the baseline networks the ``baseline@<model>`` stage can train (nat2.baseline builds them)
+BASELINES = ("mobilenet_v3_small", "cnn")
+
+
+@dataclass(frozen=True)
+class BaselineConfig:
+    """The networks a user would train instead of searching, trained with the slots' fine-tuning recipe."""
+
+    models: tuple[str, ...] = key("baseline networks, one baseline@<model> stage each: mobilenet_v3_small "
+                                  "(torchvision, from scratch) and/or cnn (a plain 3-conv CNN, ~0.1 M params)",
+                                  min_len=1, unique=True, choices=BASELINES)
+    resolution: int = key("input side of the baselines (0 = the largest of supernet.resolutions)", ge=0, le=1024)
 
 
 LATENCY_BACKENDS = ("torch", "onnxruntime")
@@ -311,6 +336,7 @@ class Params:
     latency: LatencyConfig = key("latency look-up table and its validation")
     search: SearchConfig = key("search loop")
     postprocess: PostprocessConfig = key("post-processing")
+    baseline: BaselineConfig = key("baselines trained beside the slots")
 
     def check(self, source: str = "params.yaml") -> None:
         """Cross-key rules that no single key can express."""
@@ -320,6 +346,9 @@ class Params:
                 or self.supernet.init.endswith((".pt", ".pth", ".tar"))):
             fail("supernet.init", self.supernet.init, "must be scratch, ofa:<path>, or a checkpoint path "
                   "(.pt/.pth/.tar)", source)
+        if self.supernet.init.startswith("ofa:") and self.supernet.stem_stride != 2:
+            fail("supernet.stem_stride", self.supernet.stem_stride, "must be 2 with supernet.init ofa:... (OFA's "
+                  "super-nets have a stride-2 stem); set it to 2 or train from scratch", source)
         if self.train.batch_size % self.train.micro_batches:
             fail("train.micro_batches", self.train.micro_batches,
                   f"must divide train.batch_size ({self.train.batch_size})", source)
@@ -332,6 +361,9 @@ class Params:
             fail("search.final", self.search.final, f"must be the chain's last iteration ({last})", source)
         if list(self.postprocess.slots) != list(range(len(self.postprocess.slots))):
             fail("postprocess.slots", list(self.postprocess.slots), "must be [0, 1, ..., k-1]", source)
+        if self.postprocess.accurate_slots > len(self.postprocess.slots):
+            fail("postprocess.accurate_slots", self.postprocess.accurate_slots, f"exceeds the number of slots "
+                  f"({len(self.postprocess.slots)}); lower it or add slots", source)
         if self.postprocess.finetune.method == "aep" and not self.supernet.variant.startswith("ee_"):
             fail("postprocess.finetune.method", "aep", f"needs an early-exit variant (ee_*), not "
                   f"{self.supernet.variant}; use standard", source)

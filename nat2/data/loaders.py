@@ -29,7 +29,16 @@ import torch
 from nat2.config import AugmentConfig
 from nat2.data.datasets import ImageSource
 from nat2.data.split import Split
-from nat2.data.transforms import apply_crops, autoaugment, eval_resize, normalize, sample_crops, to_float
+from nat2.data.transforms import (
+    apply_crops,
+    apply_erasing,
+    autoaugment,
+    eval_resize,
+    normalize,
+    sample_crops,
+    sample_erasing,
+    to_float,
+)
 from nat2.errors import DataError
 from nat2.seeds import numpy_rng, torch_generator
 
@@ -44,8 +53,9 @@ Batch = tuple[torch.Tensor, torch.Tensor]
 
 
 def _augment(images: np.ndarray, theta: torch.Tensor, aa_seeds: Sequence[int] | None, resolution: int,
-             source: ImageSource, device: torch.device, memory_format: torch.memory_format) -> torch.Tensor:
-    """Training transform of uint8 NHWC images: [AutoAugment on uint8] -> crop/flip/resize -> normalise.
+             source: ImageSource, device: torch.device, memory_format: torch.memory_format,
+             erase: torch.Tensor | None = None) -> torch.Tensor:
+    """Training transform of uint8 NHWC images: [AutoAugment on uint8] -> crop/flip/resize -> normalise -> [erase].
 
     AutoAugment runs before the crop (the reference runs it after) because the crop works on floats; its
     geometric operations are small affine maps that commute with the crop up to boundary effects.
@@ -54,7 +64,8 @@ def _augment(images: np.ndarray, theta: torch.Tensor, aa_seeds: Sequence[int] | 
     if aa_seeds is not None:
         x = autoaugment(x, aa_seeds)
     x = apply_crops(to_float(x, device), theta, resolution)
-    return normalize(x, source.mean, source.std, memory_format)
+    x = normalize(x, source.mean, source.std, memory_format)
+    return x if erase is None else apply_erasing(x, erase)
 
 
 class TrainLoader:
@@ -73,6 +84,9 @@ class TrainLoader:
         memory_format: memory format of ``x`` (``torch.channels_last`` is 2.5-10x faster for convs on CPU).
         rank: this process's rank.
         world_size: number of data-parallel processes; must divide ``batch_size``.
+        images_per_epoch: when > 0 and smaller than the train split, each epoch is that many images, a fresh
+            seeded draw (the head of the epoch's permutation): training cost is fixed while every epoch sees
+            other images of the whole split, which a fixed smaller split would not.
 
     Raises:
         DataError: the train split is smaller than one batch, or ``world_size`` does not divide ``batch_size``.
@@ -81,7 +95,7 @@ class TrainLoader:
     def __init__(self, source: ImageSource, split: Split, *, batch_size: int, resolutions: Sequence[int],
                  augment: AugmentConfig, seed: int, stage: str = "train_supernet", iteration: int = 0,
                  device: torch.device | str = "cpu", memory_format: torch.memory_format = torch.channels_last,
-                 rank: int = 0, world_size: int = 1) -> None:
+                 rank: int = 0, world_size: int = 1, images_per_epoch: int = 0) -> None:
         if batch_size < 1 or batch_size % world_size:
             raise DataError(f"batch size {batch_size} is not a positive multiple of world_size {world_size}; "
                             "choose a batch size divisible by the number of processes")
@@ -98,12 +112,17 @@ class TrainLoader:
         self.device, self.memory_format = torch.device(device), memory_format
         self.rank, self.world_size = rank, world_size
         self._idx, self._labels = split.train_idx, split.train_labels
+        n = len(self._idx)
+        self._per_epoch = min(images_per_epoch, n) if images_per_epoch > 0 else n
+        if self._per_epoch < batch_size:
+            raise DataError(f"{self._per_epoch} images per epoch are fewer than one batch of {batch_size}; raise "
+                            "the images_per_epoch setting or lower the batch size")
         per = batch_size // world_size
         self._slice = slice(rank * per, (rank + 1) * per)
 
     def __len__(self) -> int:
         """Batches per epoch (incomplete last batch dropped)."""
-        return len(self._idx) // self.batch_size
+        return self._per_epoch // self.batch_size
 
     def _plan(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
         rng = numpy_rng(self.seed, self.stage, self.iteration, LOADER_STREAM, epoch)
@@ -138,10 +157,13 @@ class TrainLoader:
         seeds = None
         if self.augment.autoaugment:
             seeds = torch.randint(0, 2**62, (self.batch_size,), generator=gen)[self._slice].tolist()
+        erase = None
+        if self.augment.erasing > 0:  # drawn last: the crop and AutoAugment streams are the same with it on or off
+            erase = sample_erasing(self.batch_size, self.augment.erasing, gen)[self._slice]
         pos = order[b * self.batch_size:(b + 1) * self.batch_size][self._slice]
         rows = self._idx[pos]
         x = _augment(self.source.train_images[rows], theta, seeds, resolution, self.source, self.device,
-                     self.memory_format)
+                     self.memory_format, erase)
         y = torch.from_numpy(self._labels[pos].copy()).to(self.device)
         return x, y
 

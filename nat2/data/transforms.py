@@ -23,9 +23,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["apply_crops", "autoaugment", "eval_resize", "normalize", "sample_crops", "to_float"]
+__all__ = ["apply_crops", "apply_erasing", "autoaugment", "eval_resize", "normalize", "sample_crops", "sample_erasing",
+           "to_float"]
 
 _RATIO_MIN, _RATIO_MAX = 3 / 4, 4 / 3
+#: random erasing's rectangle: area fraction and log-uniform aspect ratio bounds (Zhong et al. 2020; torchvision's)
+ERASE_AREA = (0.02, 1 / 3)
+ERASE_RATIO = (0.3, 1 / 0.3)
 
 
 def sample_crops(n: int, scale_min: float, hflip: bool, generator: torch.Generator) -> torch.Tensor:
@@ -76,6 +80,38 @@ def autoaugment(images: torch.Tensor, seeds: Sequence[int]) -> torch.Tensor:
             torch.default_generator.manual_seed(int(s))
             out[i] = policy(images[i])
     return out
+
+
+def sample_erasing(n: int, prob: float, generator: torch.Generator) -> torch.Tensor:
+    """Random-erasing rectangles ``[n, 4]`` (x0, y0, x1, y1 as fractions of the side; empty when not erased).
+
+    Always draws five uniforms per image, so the stream does not depend on ``prob``. The aspect ratio is clipped
+    so the rectangle fits (one vectorised draw, no retries, as :func:`sample_crops`).
+    """
+    u = torch.rand((5, n), generator=generator, dtype=torch.float64)
+    area = ERASE_AREA[0] + (ERASE_AREA[1] - ERASE_AREA[0]) * u[0]
+    lo, hi = math.log(ERASE_RATIO[0]), math.log(ERASE_RATIO[1])
+    ratio = torch.exp(lo + (hi - lo) * u[1])
+    w = torch.clamp(torch.sqrt(area * ratio), max=1.0)
+    h = torch.clamp(area / w, max=1.0)
+    x0, y0 = (1 - w) * u[2], (1 - h) * u[3]
+    on = (u[4] < prob).double()
+    return torch.stack([x0, y0, x0 + w * on, y0 + h * on], dim=1).float()
+
+
+def apply_erasing(x: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+    """Set each image's rectangle to 0 (the dataset mean, after normalisation) in normalised ``[B, C, r, r]``.
+
+    Pixel ``i`` (centre ``(i + 0.5) / r``) is erased when its centre lies inside ``[x0, x1) x [y0, y1)``, so a
+    rectangle covers the same fraction of the image at every resolution.
+    """
+    r = x.shape[-1]
+    centre = (torch.arange(r, device=x.device, dtype=torch.float32) + 0.5) / r
+    b = boxes.to(x.device)
+    cols = (centre[None, :] >= b[:, 0:1]) & (centre[None, :] < b[:, 2:3])
+    rows = (centre[None, :] >= b[:, 1:2]) & (centre[None, :] < b[:, 3:4])
+    keep = ~(rows[:, :, None] & cols[:, None, :])
+    return x.mul_(keep[:, None].to(x.dtype))
 
 
 def to_float(images: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tensor:

@@ -70,7 +70,7 @@ def space_blocks(space: SearchSpace) -> list[Block]:
     blocks: list[Block] = []
     for w in space.width_mults:
         for r in space.resolutions:
-            geo = Geometry(w, r)
+            geo = Geometry(w, r, space.variant.stem_stride)
             blocks.append(Block("stem", w, r, in_channels=3, out_channels=geo.stem, in_side=r,
                                 out_side=geo.stem_side))
             for s in range(N_STAGES):

@@ -175,7 +175,7 @@ def adapt_supernet_step(search: SearchConfig, train: TrainConfig, space: SearchS
                         lr_total_epochs=max(len(order) * cfg.epochs - cfg.warmup_epochs, 1),
                         lr_warmup_epochs=cfg.warmup_epochs)
         loader = ctx.train_loader(batch_size=cfg.batch_size, resolutions=space.resolutions, stage="adapt_supernet",
-                                  iteration=iteration)
+                                  iteration=iteration, images_per_epoch=cfg.images_per_epoch)
         result = train_phase(nets.net(width), space, spec, steps, loader, teacher=teacher, calib=calib, val=val,
                              seed=ctx.seed, calib_batch_size=ctx.data.calib_batch_size,
                              eval_batch_size=ctx.data.eval_batch_size, device=device, memory_format=fmt,

@@ -99,7 +99,7 @@ class SearchSpace:
     @classmethod
     def from_config(cls, cfg: SuperNetConfig) -> SearchSpace:
         """The space searched over the super-net that ``cfg`` describes."""
-        return cls(Variant.from_name(cfg.variant), tuple(cfg.resolutions), tuple(cfg.width_mults))
+        return cls(Variant.from_name(cfg.variant, cfg.stem_stride), tuple(cfg.resolutions), tuple(cfg.width_mults))
 
     # -- shape -----------------------------------------------------------------------------------------------------
 

@@ -4,6 +4,11 @@ A variant name is ``{se|ee}_{base|dense|parallel|dense_parallel}`` (``nat2.confi
 three flags change the search space: early exit adds the exit gene, parallel widens every layer code to the
 branch mask. Dense skip connections add no parameters and no genes (method.md §1.2), so ``se_base`` and
 ``se_dense`` share one encoding.
+
+The stem stride (``supernet.stem_stride``) belongs here too because it is part of the macro-architecture every
+consumer must agree on: the super-net, the static subnet rebuilt from a card, the cost model and the latency table.
+OFA's stride-2 stem halves a 224 px image; at 28-32 px five stride-2 steps leave a 1x1 map before the last stage,
+so stride 1 keeps every later map four times larger (the small-image regime, as in CIFAR ResNets).
 """
 
 from __future__ import annotations
@@ -12,7 +17,10 @@ from dataclasses import dataclass
 
 from nat2.config import VARIANTS
 
-__all__ = ["Variant"]
+__all__ = ["STEM_STRIDES", "Variant"]
+
+#: allowed strides of the stem conv (OFA: 2)
+STEM_STRIDES = (1, 2)
 
 
 @dataclass(frozen=True)
@@ -21,18 +29,22 @@ class Variant:
 
     Attributes:
         name: one of ``nat2.config.VARIANTS``.
+        stem_stride: stride of the stem conv: 2 (OFA) or 1 (small images).
     """
 
     name: str
+    stem_stride: int = 2
 
     def __post_init__(self) -> None:
         if self.name not in VARIANTS:
             raise ValueError(f"unknown OFAv2 variant {self.name!r}; expected one of: {', '.join(VARIANTS)}")
+        if self.stem_stride not in STEM_STRIDES or isinstance(self.stem_stride, bool):
+            raise ValueError(f"stem stride must be one of {STEM_STRIDES}, got {self.stem_stride!r}")
 
     @classmethod
-    def from_name(cls, name: str) -> Variant:
-        """Build a variant from its config name (raises ``ValueError`` on an unknown name)."""
-        return cls(name)
+    def from_name(cls, name: str, stem_stride: int = 2) -> Variant:
+        """Build a variant from its config name (raises ``ValueError`` on an unknown name or stride)."""
+        return cls(name, int(stem_stride))
 
     @property
     def early_exit(self) -> bool:

@@ -15,7 +15,7 @@ from typing import Any
 from nat2.config import Params
 from nat2.stage_settings import stage_settings
 
-__all__ = ["adapt_supernet_resume", "finetune_resume", "train_supernet_resume"]
+__all__ = ["adapt_supernet_resume", "baseline_resume", "finetune_resume", "train_supernet_resume"]
 
 
 def train_supernet_resume(params: Params, phase: str) -> dict[str, Any]:
@@ -35,3 +35,8 @@ def adapt_supernet_resume(params: Params) -> dict[str, Any]:
 def finetune_resume(params: Params) -> dict[str, Any]:
     """The settings a fine-tuning's per-epoch checkpoints are keyed by (with the slot's card)."""
     return stage_settings("finetune", params)
+
+
+def baseline_resume(params: Params) -> dict[str, Any]:
+    """The settings a baseline's per-epoch checkpoints are keyed by (with its name and resolution)."""
+    return stage_settings("baseline", params)

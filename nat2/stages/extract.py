@@ -41,7 +41,8 @@ def _body(args: argparse.Namespace) -> None:
 
     extract_slots(params.search.objectives, len(params.postprocess.slots), SearchSpace.from_config(params.supernet),
                   RunContext.from_params(params, args.split, args.lut), args.archive, args.supernet, args.out,
-                  manifest=manifest)
+                  manifest=manifest, accurate=params.postprocess.accurate_slots,
+                  max_params=params.postprocess.accurate_max_params)
 
 
 def main(argv: list[str] | None = None) -> int:

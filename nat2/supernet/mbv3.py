@@ -52,7 +52,7 @@ class SuperNet(nn.Module):
         self.width_mult = float(width_mult)
         self.num_classes = num_classes
         c0, widths = stem_width(width_mult), stage_widths(width_mult)
-        self.stem = ConvBnAct(3, c0, 3, 2, act="h_swish")
+        self.stem = ConvBnAct(3, c0, 3, variant.stem_stride, act="h_swish")
         self.first_block = MBConv(c0, c0, c0, 3, 1, "relu", None, expand=False)
         stages = []
         in_chs = c0

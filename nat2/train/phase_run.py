@@ -86,12 +86,20 @@ def build_width_net(supernet: SuperNetConfig, seed: int, space: SearchSpace, wid
                     generator=gen)
 
 
+def _check_stem(path: Path, data: dict[str, Any], stem_stride: int) -> None:
+    """A phase checkpoint continues only a super-net of the same stem stride (same weights, other maps)."""
+    if data.get("stem_stride", 2) != stem_stride:  # checkpoints without the key predate it: OFA's stride 2
+        raise Nat2Error(f"{path} was trained with stem stride {data.get('stem_stride', 2)}, but "
+                        f"supernet.stem_stride is {stem_stride}; retrain it")
+
+
 def read_phase(path: Path, space: SearchSpace, num_classes: int | None = None,
                expect_phase: str | None = None) -> dict[str, Any]:
     """Read a phase checkpoint after checking it fits this run (variant, widths, classes, phase)."""
     data = load_checkpoint(path, "phase", "rerun the training phase that writes it")
     if data["variant"] != space.variant.name:
         raise Nat2Error(f"{path} holds a {data['variant']} super-net, not {space.variant.name}; retrain it")
+    _check_stem(path, data, space.variant.stem_stride)
     missing = [width_key(w) for w in space.width_mults if width_key(w) not in data["widths"]]
     if missing:
         raise Nat2Error(f"{path} has no weights for width(s) {', '.join(missing)} of supernet.width_mults; retrain it")
@@ -109,6 +117,7 @@ def load_phase_weights(net: SuperNet, path: Path, expect_phase: str | None = Non
     if data["variant"] != net.variant.name or width_key(net.width_mult) not in data["widths"]:
         raise Nat2Error(f"{path} has no {net.variant.name} w{net.width_mult} super-net; pass the checkpoint of "
                         "this variant and width")
+    _check_stem(path, data, net.variant.stem_stride)
     if expect_phase is not None and data["phase"] != expect_phase:
         raise Nat2Error(f"{path} is the {data['phase']!r} phase, but {expect_phase!r} is needed here; "
                         "check train.lineage and the --init/--full paths")
@@ -128,6 +137,9 @@ def _init_weights(net: SuperNet, init: str) -> None:
         return
     path = init.removeprefix("ofa:").replace("{w}", f"{net.width_mult:.1f}")
     if init.startswith("ofa:"):
+        if net.variant.stem_stride != 2:
+            raise Nat2Error(f"supernet.init {init}: OFA's super-nets have a stride-2 stem, but supernet.stem_stride "
+                            f"is {net.variant.stem_stride}; set supernet.stem_stride: 2 to start from OFA weights")
         report = load_ofa_state_dict(net, path)
         log.info("w%s: %s", net.width_mult, report.summary())
         return
@@ -213,7 +225,8 @@ def run_phase(inputs: PhaseInputs) -> PhaseSummary | None:
     if not dist.is_main:
         return None
     out = inputs.out
-    save_checkpoint(out, "phase", {"variant": space.variant.name, "num_classes": num_classes,
+    save_checkpoint(out, "phase", {"variant": space.variant.name, "stem_stride": space.variant.stem_stride,
+                                   "num_classes": num_classes,
                                    "phase": phase, "run_hash": run_hash, "widths": widths})
     with atomic_dir(live_folder(out)) as live_out:
         for wkey, trained in widths.items():
@@ -240,7 +253,8 @@ def _train_width(inputs: PhaseInputs, width: float, space: SearchSpace, calib: E
     if teacher_src is not None:
         teacher = _teacher(inputs, width, teacher_src, space, num_classes, calib)
     loader = ctx.train_loader(batch_size=train.batch_size, resolutions=space.resolutions, stage="train_supernet",
-                              iteration=PHASES.index(phase), rank=dist.rank, world_size=dist.world_size)
+                              iteration=PHASES.index(phase), rank=dist.rank, world_size=dist.world_size,
+                              images_per_epoch=train.images_per_epoch)
     result = train_phase(net, space, phase_spec(phase, train, space, width), StepSettings.of_training(train), loader,
                          teacher=teacher, calib=calib, val=val, seed=ctx.seed,
                          calib_batch_size=ctx.data.calib_batch_size, eval_batch_size=ctx.data.eval_batch_size,
