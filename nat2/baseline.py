@@ -71,7 +71,7 @@ def build_baseline(name: str, num_classes: int, generator: torch.Generator) -> n
     """
     seed = int(torch.randint(0, 2**62, (1,), generator=generator))
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        torch.default_generator.manual_seed(seed)  # not torch.manual_seed: it would reseed CUDA's too
         if name == "mobilenet_v3_small":
             from torchvision.models import mobilenet_v3_small
 
@@ -146,7 +146,8 @@ def train_baseline(name: str, cfg: FinetuneConfig, resolution: int, ctx: RunCont
     test_top1 = accuracy(done.model, test.batches(resolution, ctx.data.eval_batch_size))
     model = done.model.to(device="cpu", memory_format=torch.contiguous_format).eval()
     card = {"baseline": name, "resolution": resolution, "num_classes": num_classes, **count_costs(model, resolution),
-            "finetune": to_dict(cfg), "val_top1_finetuned": done.best["val_top1"],
+            "finetune": {**to_dict(cfg), "method": "standard"},  # one head, plain cross-entropy, whatever slots use
+            "val_top1_finetuned": done.best["val_top1"],
             "finetune_epochs": int(done.best["epoch"]), "test_top1": test_top1}
     with atomic_dir(out) as tmp:
         torch.save({k: v.detach().contiguous() for k, v in model.state_dict().items()}, tmp / "weights.pt")
@@ -167,7 +168,13 @@ def read_baseline(folder: Path) -> dict[str, Any]:
     path = folder / "card.json"
     try:
         card = json.loads(path.read_text())
-        _ = card["baseline"], card["params"], card["macs"], card["test_top1"], card["resolution"]
+        numbers = [card[k] for k in ("params", "macs", "test_top1", "val_top1_finetuned", "finetune_epochs",
+                                     "resolution")]
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers):
+            raise TypeError("a figure is not a number")
     except (OSError, ValueError, KeyError, TypeError):
         raise Nat2Error(f"{path} is missing or not a baseline card; rerun the baseline stage") from None
+    if card.get("baseline") != folder.name:
+        raise Nat2Error(f"{path} is the card of baseline {card.get('baseline')!r}, not {folder.name!r}; rerun the "
+                        f"baseline stage for {folder.name}")
     return card

@@ -87,6 +87,10 @@ def _show(args: argparse.Namespace) -> int:
         m = json.loads(metrics.read_text())
         print(f"\nHV {m['initial_hv']:.5f} -> {m['final_hv']:.5f} over {m['iterations']} iterations; "
               f"best test top-1 {m['best_test_top1']:.2f} % (slot {m['best_slot']})")
+        for name, b in m.get("baselines", {}).items():
+            beaten = ", ".join(map(str, b["beaten_by_slots"])) or "none"
+            print(f"baseline {name}: {b['params'] / 1e6:.3f} M params, {b['macs'] / 1e6:.2f} M MACs, test top-1 "
+                  f"{b['test_top1']:.2f} %; beaten (higher test top-1, fewer MACs) by slots: {beaten}")
     if (root / "benchmarks").is_dir():
         from nat2.pipeline import stage_times
 

@@ -31,11 +31,12 @@ ITERATION_STAGES = {"fit_surrogate": "surrogate.json", "search": "candidates.par
 
 
 #: wall-time groups of the Snakemake benchmark files (results/benchmarks/<path>.tsv), by path prefix
-STAGE_GROUPS = {"data": ("prepare_data",), "super-net training": ("train_supernet/", "assemble_supernet"),
+STAGE_GROUPS = {"data": ("prepare_data",), "latency": ("profile_latency",),
+                "super-net training": ("train_supernet/", "assemble_supernet"),
                 "initial archive": ("search/sample_initial", "search/evaluate_", "search/init_archive"),
                 "search iterations": ("search/fit_surrogate_", "search/search_", "search/update_archive_",
                                       "search/adapt_supernet_"),
-                "post-processing": ("final/",)}
+                "baselines": ("final/baseline_",), "post-processing": ("final/",)}
 
 
 def stage_times(benchmarks: Path) -> dict[str, float]:

@@ -16,6 +16,7 @@ from torch import nn
 
 from nat2.errors import Nat2Error
 from nat2.space import Arch, Variant
+from nat2.space.variants import STEM_STRIDES
 
 __all__ = ["load_subnet", "read_card"]
 
@@ -42,6 +43,8 @@ def read_card(path: str | Path) -> dict[str, Any]:
         card = json.loads((folder / "card.json").read_text())
         Arch.from_json(card["arch"])
         _ = card["variant"], card["num_classes"], card["slot"]
+        if card.get("stem_stride", 2) not in STEM_STRIDES:
+            raise ValueError("stem_stride")
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise Nat2Error(f"{folder} is not a nat2 subnet folder (card.json: {type(exc).__name__}); rerun the "
                         "stage that wrote it (extract or finetune)") from None

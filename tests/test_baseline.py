@@ -115,6 +115,23 @@ def test_baseline_bad_inputs_are_one_line(tmp_path: Path, capsys: pytest.Capture
     assert len(capsys.readouterr().err.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
     with pytest.raises(Nat2Error, match="not a baseline card"):
         read_baseline(tmp_path)
+    folder = tmp_path / "cnn"
+    folder.mkdir()
+    card = {"baseline": "cnn", "params": 1, "macs": 2, "test_top1": 80.0, "val_top1_finetuned": 81.0,
+            "finetune_epochs": 2, "resolution": 28}
+    (folder / "card.json").write_text(json.dumps(card))
+    assert read_baseline(folder) == card
+    for bad in ({**card, "baseline": "mobilenet_v3_small"}, {**card, "macs": "many"},
+                {k: v for k, v in card.items() if k != "finetune_epochs"}):
+        (folder / "card.json").write_text(json.dumps(bad))
+        with pytest.raises(Nat2Error, match="rerun the baseline stage"):
+            read_baseline(folder)
+    # a model params.yaml does not list is refused in one line
+    capsys.readouterr()
+    split = tmp_path / "split.parquet"
+    assert prepare_data.main(["--params", str(params), "--out", str(split)]) == 0
+    assert baseline.main(_args(params, split, tmp_path / "o", tmp_path / "partial", "resnet50")) == 2
+    assert "not in baseline.models" in capsys.readouterr().err and not (tmp_path / "o").exists()
 
 
 def test_choose_slots_puts_the_accurate_members_first() -> None:

@@ -254,7 +254,8 @@ def test_calibration_set_is_fixed_and_augmented(synth):
     b = EvalSet(source, split, "calib", augment=aug, seed=p.seed)
     assert len(a) == 64
     assert torch.equal(a.get(24)[0], b.get(24)[0])
-    plain = EvalSet(source, split, "calib", augment=type(aug)(crop_scale_min=1.0, hflip=False, autoaugment=False, erasing=0.0))
+    plain = EvalSet(source, split, "calib",
+                    augment=type(aug)(crop_scale_min=1.0, hflip=False, autoaugment=False, erasing=0.0))
     assert not torch.equal(a.get(32)[0], plain.get(32)[0])
     with pytest.raises(ValueError):
         EvalSet(source, split, "calib")

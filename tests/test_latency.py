@@ -24,7 +24,7 @@ from nat2.latency import profile as profile_mod
 from nat2.latency.lut import LUT_FORMAT, META_KEYS
 from nat2.latency.profile import SUBNET_COLUMNS, fit_overhead, profile_space, space_blocks, validation_stats
 from nat2.latency.timing import Timing, make_timer, time_items
-from nat2.space import N_STAGES, Arch, SearchSpace, layer_code
+from nat2.space import N_STAGES, Arch, SearchSpace, Variant, layer_code
 from nat2.supernet._static import stage_forward
 
 # -- a hand-made LUT ---------------------------------------------------------------------------------------------------
@@ -61,7 +61,8 @@ def hand_table(space: SearchSpace) -> pd.DataFrame:
 def hand_meta(space: SearchSpace, num_classes: int = 10, **kw: Any) -> dict[str, Any]:
     meta = {"format": LUT_FORMAT, "backend": "torch", "device": "cpu", "device_name": "hand CPU",
             "torch": torch.__version__, "onnxruntime": None, "threads": 2, "batch_size": 1, "channels_last": True,
-            "variant": space.variant.name, "width_mults": list(space.width_mults),
+            "variant": space.variant.name, "stem_stride": space.variant.stem_stride,
+            "width_mults": list(space.width_mults),
             "resolutions": list(space.resolutions), "num_classes": num_classes, "call_overhead_ms": 0.0,
             "rounds": 5, "warmup": 5, "scale": 1.0, "offset_ms": 0.0,
             "validation": {"n": 3, "kendall_tau": 1.0, "mape": 2.5, "max_ape": 4.0}}
@@ -292,6 +293,10 @@ def test_coverage_errors_are_one_line() -> None:
     with pytest.raises(Nat2Error) as exc:
         LatencyModel(TINY, 10, table, {**meta, "variant": "se_base"})
     assert "measured for variant se_base, the space is ee_dense" in _one_line(exc)
+    with pytest.raises(Nat2Error) as exc:
+        LatencyModel(SearchSpace(Variant.from_name("ee_dense", 1), TINY.resolutions, TINY.width_mults), 10, table,
+                     meta)
+    assert "measured with stem stride 2, the space has 1" in _one_line(exc)
     with pytest.raises(Nat2Error) as exc:
         LatencyModel(TINY, 100, table, meta)
     assert "measured with 10 classes, the data has 100" in _one_line(exc)

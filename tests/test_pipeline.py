@@ -131,6 +131,23 @@ def test_report_data_equal_the_archives(tiny: dict) -> None:
     for name in ("hv", "surrogate", "front", "training", "finetune"):
         png = (rep / "figures" / f"{name}.png").read_bytes()
         assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+    # baselines: trained with the slots' recipe, counted as the slots are, beside them in every report file
+    base = pd.read_csv(rep / "baselines.csv")
+    assert list(base["model"]) == list(params.baseline.models)
+    for row in base.itertuples():
+        card = json.loads((root / f"results/final/baseline/{row.model}/card.json").read_text())
+        assert (row.params, row.macs, row.test_top1) == (card["params"], card["macs"], card["test_top1"])
+        assert card["resolution"] == max(params.supernet.resolutions) and card["finetune"]["epochs"] == 2
+        entry = metrics["baselines"][row.model]
+        assert entry["beaten_by_slots"] == [c["slot"] for c in cards
+                                            if c["test_top1_after"] > card["test_top1"] and c["macs"] < card["macs"]]
+        assert f"| {row.model} | {card['resolution']} | {card['params'] / 1e6:.3f} |" in summary
+    # slot 0 is the accurate slot: the most accurate final-archive member within the parameter cap
+    extract0 = json.loads((root / "results/final/extract/slot_0/card.json").read_text())
+    fits = final[final["params"] <= params.postprocess.accurate_max_params]
+    assert extract0["chosen_by"] == "accurate" and len(fits) > 0
+    assert extract0["archive_top1"] == fits["top1"].max()
+    assert extract0["params"] <= params.postprocess.accurate_max_params
 
 
 def test_every_slot_has_matching_exports(tiny: dict, capsys: pytest.CaptureFixture[str]) -> None:
@@ -155,8 +172,9 @@ def test_every_slot_has_matching_exports(tiny: dict, capsys: pytest.CaptureFixtu
     assert sum(line[:3] in ("| 0", "| 1") for line in shown.splitlines()) == 2 and "HV " in shown
     assert "wall time (min): data" in shown
     times = stage_times(root / "results/benchmarks")
-    assert all(times[g] > 0 for g in ("super-net training", "initial archive", "search iterations",
-                                      "post-processing")), times
+    assert all(times[g] > 0 for g in ("latency", "super-net training", "initial archive", "search iterations",
+                                      "baselines", "post-processing")), times
+    assert "baseline cnn:" in shown and "beaten (higher test top-1, fewer MACs) by slots" in shown
     before = (root / "results/final/finetune/slot_1/model.pt2").read_bytes()
     assert cli(["export", "--slot", "1", "--format", "pt2", "--results", str(root / "results")]) == 0
     assert (root / "results/exports/slot_1/model.pt2").is_file()  # never inside the pipeline's own output
@@ -176,7 +194,7 @@ def test_slurm_profile_dry_run_lists_gpu_jobs(tmp_path: Path) -> None:
         elif line.strip().startswith("resources:") and rule is not None:
             resources.setdefault(rule, set()).add(line.split(":", 1)[1].replace(" ", ""))
     gpu_rules = {"train_full", "train_phase", "evaluate_shard", "update_archive", "adapt_supernet", "extract",
-                 "finetune", "profile_latency", "report"}
+                 "finetune", "baseline", "profile_latency", "report"}
     assert gpu_rules <= set(resources), sorted(resources)
     for rule, lines in resources.items():
         for res in lines:
@@ -188,6 +206,7 @@ def test_slurm_profile_dry_run_lists_gpu_jobs(tmp_path: Path) -> None:
     jobs = _job_table(text)
     params = load_params(repo / "params.yaml")
     assert jobs["finetune"] == len(params.postprocess.slots)
+    assert jobs["baseline"] == len(params.baseline.models)
     assert jobs["adapt_supernet"] == len(params.search.iterations)
     assert jobs["evaluate_shard"] == len(params.search.shards)
 
@@ -234,12 +253,12 @@ def test_dvc_reproduces_rereruns_and_round_trips(tiny: dict, tmp_path: Path) -> 
         run_tool(["git", "checkout", "-q", "params.yaml"], repo)
         assert set(status) == expected, (dotted, status)
 
-    # a post-processing param: DVC sees only post-processing stages as changed
+    # a post-processing param: DVC sees only the stages that train with that recipe as changed (slots, baselines)
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["postprocess"]["finetune"]["lr"] = 0.02
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     status = json.loads(run_tool(["dvc", "status", "--json"], repo).stdout)
-    assert {s.split("@")[0] for s in status} == {"finetune"}, status
+    assert {s.split("@")[0] for s in status} == {"finetune", "baseline"}, status
     run_tool(["git", "checkout", "-q", "params.yaml"], repo)
 
     # share through a local remote: push, clone, pull; nothing to reproduce
@@ -374,7 +393,7 @@ def test_snakemake_reruns_one_iteration_and_post_processing(tiny: dict) -> None:
         if f.startswith("results/search/iter_2/") and f.endswith(".parquet"):
             assert after[f][1] == before[f][1], f  # same seed, same CPU: the same archive again
 
-    # changing a post-processing param: Snakemake schedules only post-processing
+    # changing a post-processing param: Snakemake schedules only post-processing (and the baselines)
     original = (root / "params.yaml").read_text()
     params = yaml.safe_load(original)
     params["postprocess"]["finetune"]["lr"] = 0.02
@@ -384,8 +403,9 @@ def test_snakemake_reruns_one_iteration_and_post_processing(tiny: dict) -> None:
     finally:
         (root / "params.yaml").write_text(original)
     jobs = _job_table(dry)
-    assert jobs and set(jobs) - {"all"} <= {"finetune", "report", "extract"}, jobs
-    assert "finetune" in jobs
+    # (the baselines train with the slots' recipe, so they follow it)
+    assert jobs and set(jobs) - {"all"} <= {"finetune", "baseline", "report", "extract"}, jobs
+    assert "finetune" in jobs and jobs.get("baseline") == len(params["baseline"]["models"])
 
 
 #: one edit of each kind, and the stages it must schedule (the exact-dependency contract of nat2/workflow.py):
@@ -398,6 +418,9 @@ EDITS = {
     "search.shards": ([0, 1, 2], {"evaluate_shard@0", "evaluate_shard@1", "evaluate_shard@2", "init_archive"}),
     # timing settings: the LUT and the report's timing of the slots, nothing trained or evaluated
     "latency.repeats": (3, {"profile_latency", "report"}),
+    # the slots' accurate-slot cap: extraction (and what follows it), never the search or the baselines
+    "postprocess.accurate_max_params": (400_000, {"extract"}),
+    "baseline.resolution": (24, {"baseline@mobilenet_v3_small", "baseline@cnn"}),
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 
 import numpy as np
@@ -107,10 +108,12 @@ def test_bounds(variant, n_var, n_codes):
 
 
 def test_from_config():
-    cfg = SuperNetConfig(variant="ee_dense", width_mults=(1.0,), resolutions=(24, 28, 32), init="scratch", dropout=0.1,
-                         bn_momentum=0.1, bn_eps=1e-5)
+    cfg = SuperNetConfig(variant="ee_dense", width_mults=(1.0,), resolutions=(24, 28, 32), stem_stride=2,
+                         init="scratch", dropout=0.1, bn_momentum=0.1, bn_eps=1e-5)
     sp = SearchSpace.from_config(cfg)
     assert sp == SearchSpace(Variant("ee_dense"), (24, 28, 32), (1.0,)) and sp.n_var == 23
+    small = SearchSpace.from_config(dataclasses.replace(cfg, stem_stride=1))
+    assert small.variant == Variant("ee_dense", 1) and small != sp  # the stride is part of the space
     with pytest.raises(ValueError, match="strictly increasing"):
         SearchSpace("se_base", (32, 24), (1.0,))
     with pytest.raises(ValueError, match="width_mults"):

@@ -413,3 +413,10 @@ def test_stem_stride_round_trips_through_a_slot_folder_and_refuses_ofa(tmp_path)
     assert load_subnet(tmp_path).stem.conv.stride == (1, 1)
     with pytest.raises(Nat2Error, match=r"stride-2 stem.*supernet.stem_stride: 2"):
         _init_weights(nets.net(1.0), "ofa:/nowhere/ofa_w{w}.pth")
+    # same weights, another network: the content hash (and so every evaluation cache key) tells the strides apart
+    stride2 = SuperNetSet(SearchSpace(Variant.from_name("ee_dense"), (28,), (1.0,)), num_classes=10)
+    stride2.load_state_dict(nets.state_dict())
+    assert stride2.content_hash() != nets.content_hash()
+    (tmp_path / "card.json").write_text(__import__("json").dumps({**card, "stem_stride": 3}))
+    with pytest.raises(Nat2Error, match="not a nat2 subnet folder"):
+        load_subnet(tmp_path)

@@ -60,8 +60,8 @@ LUT_SCHEMA = pa.schema([
 
 #: metadata keys every LUT file carries
 META_KEYS = ("format", "backend", "device", "device_name", "torch", "onnxruntime", "threads", "batch_size",
-             "channels_last", "variant", "width_mults", "resolutions", "num_classes", "call_overhead_ms", "rounds",
-             "warmup", "scale", "offset_ms", "validation")
+             "channels_last", "variant", "stem_stride", "width_mults", "resolutions", "num_classes", "call_overhead_ms",
+             "rounds", "warmup", "scale", "offset_ms", "validation")
 
 
 def dense_adds(depth: int) -> int:
@@ -146,6 +146,9 @@ class LatencyModel:
         if meta.get("variant") != sp.variant.name:
             raise Nat2Error(f"{source} was measured for variant {meta.get('variant')}, the space is "
                             f"{sp.variant.name}; {fix}")
+        if meta.get("stem_stride", 2) != sp.variant.stem_stride:  # tables without the key predate it: stride 2
+            raise Nat2Error(f"{source} was measured with stem stride {meta.get('stem_stride', 2)}, the space has "
+                            f"{sp.variant.stem_stride}; {fix}")
         if int(meta.get("num_classes", -1)) != self.num_classes:
             raise Nat2Error(f"{source} was measured with {meta.get('num_classes')} classes, the data has "
                             f"{self.num_classes}; {fix}")

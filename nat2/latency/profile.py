@@ -183,7 +183,8 @@ def profile_space(space: SearchSpace, num_classes: int, timer: Timer, *, fit_sub
         "format": LUT_FORMAT, "backend": timer.backend, "device": str(timer.device),
         "device_name": device_name(timer.device), "torch": torch.__version__, "onnxruntime": _ort_version(),
         "threads": threads, "batch_size": timer.batch_size, "channels_last": timer.memory_format is
-        torch.channels_last, "variant": space.variant.name, "width_mults": list(space.width_mults),
+        torch.channels_last, "variant": space.variant.name,
+        "stem_stride": space.variant.stem_stride, "width_mults": list(space.width_mults),
         "resolutions": list(space.resolutions), "num_classes": num_classes, "call_overhead_ms": call_overhead,
         "rounds": timer.rounds, "warmup": timer.warmup, "scale": 1.0, "offset_ms": 0.0, "validation": {},
     }

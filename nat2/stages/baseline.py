@@ -15,6 +15,7 @@ from typing import Any
 
 from nat2.baseline import resolution_of, train_baseline
 from nat2.context import RunContext
+from nat2.errors import Nat2Error
 from nat2.manifest import write_manifest
 from nat2.stages._common import base_parser, load, run_stage
 from nat2.stages._resume import baseline_resume
@@ -33,6 +34,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def _body(args: argparse.Namespace) -> None:
     params = load(args)
+    if args.model not in params.baseline.models:
+        raise Nat2Error(f"--model {args.model} is not in baseline.models {list(params.baseline.models)}; add it "
+                        "to params.yaml or pass one of them")
 
     def manifest(path: Path, device: str, extra: dict[str, Any]) -> None:
         write_manifest(path, "baseline", params, device, extra=extra)

@@ -225,6 +225,8 @@ class SuperNetSet(nn.Module):
     def content_hash(self, length: int = 16) -> str:
         """sha256 of every parameter and buffer (names, shapes, dtypes, bytes): identifies trained weights."""
         h = hashlib.sha256()
+        if self.space.variant.stem_stride != 2:  # same weights, other network: stride-2 hashes stay as they were
+            h.update(f"stem_stride={self.space.variant.stem_stride};".encode())
         for name, t in sorted(self.state_dict().items()):
             t = t.detach().cpu().contiguous()
             h.update(f"{name}:{tuple(t.shape)}:{t.dtype};".encode())
