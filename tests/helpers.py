@@ -80,3 +80,18 @@ def assert_same_tree(a: Path, b: Path) -> None:
     assert files and files == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file()), (a, b)
     for rel in files:
         assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
+
+
+def die_after_first_save(monkeypatch: Any, module: Any, real: Any) -> list[int]:
+    """Make ``module.save_checkpoint`` (wrapping ``real``) raise KeyboardInterrupt right after its first save: a
+    kill just after a checkpoint. Returns the list the calls are counted in."""
+    calls: list[int] = []
+
+    def dying_save(*args: object, **kwargs: object) -> None:
+        real(*args, **kwargs)
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(module, "save_checkpoint", dying_save)
+    return calls

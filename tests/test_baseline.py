@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import SYNTHETIC, write_params
+from helpers import SYNTHETIC, die_after_first_save, write_params
 from test_supernet import hook_count
 
 from nat2.baseline import PlainCNN, build_baseline, count_costs, read_baseline
@@ -84,20 +84,13 @@ def test_baseline_stage_trains_with_the_slots_recipe_and_resumes(tmp_path: Path,
     assert not list((tmp_path / "partial").iterdir())  # checkpoints cleaned up
 
     # killed after step 1's first epoch: the rerun resumes and writes the same weights
-    real_save, calls = ft.save_checkpoint, []
-
-    def dying_save(*args: object, **kwargs: object) -> None:
-        real_save(*args, **kwargs)
-        calls.append(1)
-        if len(calls) == 1:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(ft, "save_checkpoint", dying_save)
+    calls = die_after_first_save(monkeypatch, ft, ft.save_checkpoint)
     resumed = tmp_path / "resumed" / "cnn"
     with pytest.raises(KeyboardInterrupt):
         baseline.main(_args(params, split, resumed, tmp_path / "partial"))
     assert not resumed.exists()
     assert baseline.main(_args(params, split, resumed, tmp_path / "partial")) == 0
+    assert len(calls) > 1
     assert (resumed / "weights.pt").read_bytes() == (out / "weights.pt").read_bytes()
     assert json.loads((resumed / "card.json").read_text()) == json.loads((out / "card.json").read_text())
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import BASE_PARAMS, ROOT, SYNTHETIC, assert_same_tree, train_chain, write_params
+from helpers import BASE_PARAMS, ROOT, SYNTHETIC, assert_same_tree, die_after_first_save, train_chain, write_params
 from test_supernet import hook_count
 
 import nat2
@@ -160,15 +160,7 @@ def test_aep_multi_exit_finetuning_resumes_exports_and_counts(tmp_path: Path, mo
     _check_exports(out, card)
 
     # killed after step 1's first epoch: the rerun resumes and ends with the same bytes as the run above
-    calls: list[int] = []
-
-    def dying_save(*args: object, **kwargs: object) -> None:
-        real_save(*args, **kwargs)
-        calls.append(1)
-        if len(calls) == 1:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(ft, "save_checkpoint", dying_save)
+    calls = die_after_first_save(monkeypatch, ft, real_save)
     resumed = tmp_path / "ft2" / "slot_0"
     with pytest.raises(KeyboardInterrupt):
         finetune.main(_finetune_args(tmp_path, params_file, split, sn, resumed))
