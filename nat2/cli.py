@@ -88,9 +88,8 @@ def _show(args: argparse.Namespace) -> int:
         print(f"\nHV {m['initial_hv']:.5f} -> {m['final_hv']:.5f} over {m['iterations']} iterations; "
               f"best test top-1 {m['best_test_top1']:.2f} % (slot {m['best_slot']})")
         for name, b in m.get("baselines", {}).items():
-            beaten = ", ".join(map(str, b["beaten_by_slots"])) or "none"
             print(f"baseline {name}: {b['params'] / 1e6:.3f} M params, {b['macs'] / 1e6:.2f} M MACs, test top-1 "
-                  f"{b['test_top1']:.2f} %; beaten (higher test top-1, fewer MACs) by slots: {beaten}")
+                  f"{b['test_top1']:.2f} %; slots beating it (higher test top-1, fewer MACs): {b['slots_beating']}")
     if (root / "benchmarks").is_dir():
         from nat2.pipeline import stage_times
 

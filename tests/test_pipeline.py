@@ -139,8 +139,10 @@ def test_report_data_equal_the_archives(tiny: dict) -> None:
         assert (row.params, row.macs, row.test_top1) == (card["params"], card["macs"], card["test_top1"])
         assert card["resolution"] == max(params.supernet.resolutions) and card["finetune"]["epochs"] == 2
         entry = metrics["baselines"][row.model]
-        assert entry["beaten_by_slots"] == [c["slot"] for c in cards
-                                            if c["test_top1_after"] > card["test_top1"] and c["macs"] < card["macs"]]
+        beating = [c["slot"] for c in cards if c["test_top1_after"] > card["test_top1"] and c["macs"] < card["macs"]]
+        assert entry["slots_beating"] == len(beating)
+        line = next(x for x in summary.splitlines() if x.startswith(f"| {row.model} |"))
+        assert line.endswith(f"| {', '.join(map(str, beating)) or 'none'} |")
         assert f"| {row.model} | {card['resolution']} | {card['params'] / 1e6:.3f} |" in summary
     # slot 0 is the accurate slot: the most accurate final-archive member within the parameter cap
     extract0 = json.loads((root / "results/final/extract/slot_0/card.json").read_text())
@@ -174,7 +176,7 @@ def test_every_slot_has_matching_exports(tiny: dict, capsys: pytest.CaptureFixtu
     times = stage_times(root / "results/benchmarks")
     assert all(times[g] > 0 for g in ("latency", "super-net training", "initial archive", "search iterations",
                                       "baselines", "post-processing")), times
-    assert "baseline cnn:" in shown and "beaten (higher test top-1, fewer MACs) by slots" in shown
+    assert "baseline cnn:" in shown and "slots beating it (higher test top-1, fewer MACs):" in shown
     before = (root / "results/final/finetune/slot_1/model.pt2").read_bytes()
     assert cli(["export", "--slot", "1", "--format", "pt2", "--results", str(root / "results")]) == 0
     assert (root / "results/exports/slot_1/model.pt2").is_file()  # never inside the pipeline's own output
