@@ -130,6 +130,7 @@ def load_supernet(path: str | os.PathLike[str], space: Any, num_classes: int | N
     Raises:
         Nat2Error: the file is missing/corrupt, or was trained for another variant, width list or class count.
     """
+    from nat2.space.variants import recorded_stem_stride
     from nat2.supernet import SuperNetSet
 
     hint = "rerun super-net training (or point to the right file)"
@@ -137,8 +138,8 @@ def load_supernet(path: str | os.PathLike[str], space: Any, num_classes: int | N
     if data["variant"] != space.variant.name:
         raise Nat2Error(f"{path} holds a {data['variant']} super-net but supernet.variant is "
                         f"{space.variant.name}; {hint}")
-    if data.get("stem_stride", 2) != space.variant.stem_stride:  # files without the key predate it: stride 2
-        raise Nat2Error(f"{path} holds a super-net with stem stride {data.get('stem_stride', 2)} but "
+    if recorded_stem_stride(data) != space.variant.stem_stride:
+        raise Nat2Error(f"{path} holds a super-net with stem stride {recorded_stem_stride(data)} but "
                         f"supernet.stem_stride is {space.variant.stem_stride}; {hint}")
     if [float(w) for w in data["width_mults"]] != [float(w) for w in space.width_mults]:
         raise Nat2Error(f"{path} holds widths {data['width_mults']} but supernet.width_mults is "

@@ -16,7 +16,7 @@ from torch import nn
 
 from nat2.errors import Nat2Error
 from nat2.space import Arch, Variant
-from nat2.space.variants import STEM_STRIDES
+from nat2.space.variants import STEM_STRIDES, recorded_stem_stride
 
 __all__ = ["load_subnet", "read_card"]
 
@@ -43,7 +43,7 @@ def read_card(path: str | Path) -> dict[str, Any]:
         card = json.loads((folder / "card.json").read_text())
         Arch.from_json(card["arch"])
         _ = card["variant"], card["num_classes"], card["slot"]
-        if card.get("stem_stride", 2) not in STEM_STRIDES:
+        if recorded_stem_stride(card) not in STEM_STRIDES:
             raise ValueError("stem_stride")
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise Nat2Error(f"{folder} is not a nat2 subnet folder (card.json: {type(exc).__name__}); rerun the "
@@ -71,9 +71,8 @@ def load_subnet(path: str | Path) -> nn.Module:
     multi = card.get("exits") == "all"
     if multi and not isinstance(card.get("output_weights"), list):
         raise Nat2Error(f"{folder}/card.json says exits=all but has no output_weights list; rerun the finetune stage")
-    # cards written before the stem stride was a setting carry none: those super-nets had OFA's stride 2
     module = _build(card["variant"], arch, card["num_classes"], card["output_weights"] if multi else None,
-                    int(card.get("stem_stride", 2)))
+                    recorded_stem_stride(card))
     try:
         module.load_state_dict(state)
     except RuntimeError:

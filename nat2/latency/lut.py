@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 from nat2.errors import Nat2Error
 from nat2.parquet import write_parquet
 from nat2.space import LAYER_STAGE, MAX_DEPTH, N_EXITS, N_LAYERS, N_STAGES, SearchSpace, canonical_codes, layer_choice
+from nat2.space.variants import recorded_stem_stride
 
 __all__ = ["KINDS", "LUT_FORMAT", "LUT_SCHEMA", "LatencyModel", "dense_adds", "read_lut", "write_lut"]
 
@@ -146,8 +147,8 @@ class LatencyModel:
         if meta.get("variant") != sp.variant.name:
             raise Nat2Error(f"{source} was measured for variant {meta.get('variant')}, the space is "
                             f"{sp.variant.name}; {fix}")
-        if meta.get("stem_stride", 2) != sp.variant.stem_stride:  # tables without the key predate it: stride 2
-            raise Nat2Error(f"{source} was measured with stem stride {meta.get('stem_stride', 2)}, the space has "
+        if recorded_stem_stride(meta) != sp.variant.stem_stride:
+            raise Nat2Error(f"{source} was measured with stem stride {recorded_stem_stride(meta)}, the space has "
                             f"{sp.variant.stem_stride}; {fix}")
         if int(meta.get("num_classes", -1)) != self.num_classes:
             raise Nat2Error(f"{source} was measured with {meta.get('num_classes')} classes, the data has "

@@ -13,14 +13,24 @@ so stride 1 keeps every later map four times larger (the small-image regime, as 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from nat2.config import VARIANTS
 
-__all__ = ["STEM_STRIDES", "Variant"]
+__all__ = ["STEM_STRIDES", "Variant", "recorded_stem_stride"]
 
 #: allowed strides of the stem conv (OFA: 2)
 STEM_STRIDES = (1, 2)
+
+
+def recorded_stem_stride(record: Mapping[str, Any]) -> Any:
+    """The stem stride a saved record (checkpoint, LUT metadata, model card) states.
+
+    Records written before the stride was a setting carry none; their networks had OFA's stride 2.
+    """
+    return record.get("stem_stride", 2)
 
 
 @dataclass(frozen=True)

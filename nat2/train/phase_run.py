@@ -26,6 +26,7 @@ from nat2.live import live_folder, publish
 from nat2.manifest import file_digest
 from nat2.seeds import torch_generator
 from nat2.space import ElasticChoices, SearchSpace
+from nat2.space.variants import recorded_stem_stride
 from nat2.supernet import SuperNet, load_ofa_state_dict
 from nat2.train.distributed import DistInfo, broadcast_model, init_distributed
 from nat2.train.progressive import StepSettings, phase_spec, train_phase
@@ -88,8 +89,8 @@ def build_width_net(supernet: SuperNetConfig, seed: int, space: SearchSpace, wid
 
 def _check_stem(path: Path, data: dict[str, Any], stem_stride: int) -> None:
     """A phase checkpoint continues only a super-net of the same stem stride (same weights, other maps)."""
-    if data.get("stem_stride", 2) != stem_stride:  # checkpoints without the key predate it: OFA's stride 2
-        raise Nat2Error(f"{path} was trained with stem stride {data.get('stem_stride', 2)}, but "
+    if recorded_stem_stride(data) != stem_stride:
+        raise Nat2Error(f"{path} was trained with stem stride {recorded_stem_stride(data)}, but "
                         f"supernet.stem_stride is {stem_stride}; retrain it")
 
 
